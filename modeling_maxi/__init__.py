@@ -1,0 +1,67 @@
+"""MAXI (MAtch, eXpand and Improve, ICCV 2023) for the Hugging Face ecosystem.
+
+Importing this package registers `MaxiVideoCLIPConfig`, `MaxiVideoCLIPModel` and `MaxiVideoProcessor` with
+transformers' Auto classes and the `"zero-shot-video-classification"` pipeline task.
+"""
+
+from transformers import AutoConfig, AutoModel, AutoProcessor
+from transformers.pipelines import PIPELINE_REGISTRY
+
+from .configuration_maxi_video_clip import MaxiVideoCLIPConfig
+from .dictionaries import builtin_class_list_names, load_class_names, load_prompt_templates
+from .modeling_maxi_video_clip import (
+    MaxiVideoCLIPModel,
+    MaxiVideoCLIPOutput,
+    MaxiVideoFeaturesOutput,
+    average_keys_over_frames,
+    pool_frame_embeddings,
+    weight_space_ensemble,
+)
+from .processing_maxi_video_clip import MaxiVideoProcessor
+from .video_io import VideoDecodeError, available_backends, read_video_frames, sample_frame_indices
+from .zero_shot import ZeroShotVideoClassificationPipeline, patch_text_similarity, zero_shot_classify
+
+__version__ = "0.1.0"
+
+ZERO_SHOT_VIDEO_TASK = "zero-shot-video-classification"
+
+
+def _register_with_transformers() -> None:
+    """Registers the classes with the Auto factories, and for `save_pretrained` to write `auto_map` + code files."""
+    AutoConfig.register(MaxiVideoCLIPConfig.model_type, MaxiVideoCLIPConfig, exist_ok=True)
+    AutoModel.register(MaxiVideoCLIPConfig, MaxiVideoCLIPModel, exist_ok=True)
+    AutoProcessor.register(MaxiVideoCLIPConfig, MaxiVideoProcessor, exist_ok=True)
+    MaxiVideoCLIPConfig.register_for_auto_class()
+    MaxiVideoCLIPModel.register_for_auto_class("AutoModel")
+    MaxiVideoProcessor.register_for_auto_class("AutoProcessor")
+    if ZERO_SHOT_VIDEO_TASK not in PIPELINE_REGISTRY.get_supported_tasks():
+        PIPELINE_REGISTRY.register_pipeline(
+            ZERO_SHOT_VIDEO_TASK,
+            pipeline_class=ZeroShotVideoClassificationPipeline,
+            pt_model=AutoModel,
+            type="multimodal",
+        )
+
+
+_register_with_transformers()
+
+__all__ = [
+    "MaxiVideoCLIPConfig",
+    "MaxiVideoCLIPModel",
+    "MaxiVideoCLIPOutput",
+    "MaxiVideoFeaturesOutput",
+    "MaxiVideoProcessor",
+    "VideoDecodeError",
+    "ZeroShotVideoClassificationPipeline",
+    "available_backends",
+    "average_keys_over_frames",
+    "builtin_class_list_names",
+    "load_class_names",
+    "load_prompt_templates",
+    "patch_text_similarity",
+    "pool_frame_embeddings",
+    "read_video_frames",
+    "sample_frame_indices",
+    "weight_space_ensemble",
+    "zero_shot_classify",
+]

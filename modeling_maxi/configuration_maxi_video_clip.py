@@ -1,0 +1,88 @@
+"""Configuration of MAXI's video CLIP (`MaxiVideoCLIPConfig`)."""
+
+import math
+
+from huggingface_hub.dataclasses import strict
+from transformers import CLIPConfig
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
+
+FRAME_POOLING_MODES = ("mean", "max", "none")
+
+# Paper (sec. 4.1): the temperature sigma of the MIL-NCE loss is 0.02, i.e. a logit scale of 1 / 0.02 = 50.
+PAPER_LOGIT_SCALE_INIT = math.log(1 / 0.02)
+
+
+@strict
+class MaxiVideoCLIPConfig(CLIPConfig):
+    r"""
+    Configuration of [`MaxiVideoCLIPModel`]: a CLIP configuration (text and vision sub-configurations stay CLIP's
+    own, so every CLIP checkpoint initialises the model) plus the video options of MAXI (ICCV 2023).
+
+    Args:
+        text_config (`dict` or `CLIPTextConfig`, *optional*):
+            Configuration of the text tower, as for [`CLIPConfig`].
+        vision_config (`dict` or `CLIPVisionConfig`, *optional*):
+            Configuration of the vision tower, as for [`CLIPConfig`].
+        projection_dim (`int`, *optional*, defaults to 512):
+            Dimension of the joint video-text embedding space.
+        logit_scale_init_value (`float`, *optional*, defaults to `log(1 / 0.02)` = 3.912):
+            Initial value of the learnable log logit scale. The paper trains with a temperature sigma = 0.02.
+            Checkpoints loaded with `from_pretrained` keep their trained value.
+        initializer_factor (`float`, *optional*, defaults to 1.0):
+            Factor applied to all weight initialisations, as for [`CLIPConfig`].
+        num_frames (`int`, *optional*, defaults to 16):
+            Number of frames T sampled per video by the processor (paper: 16 for training and zero-shot
+            evaluation, 32 for few-shot).
+        frame_pooling (`str`, *optional*, defaults to `"mean"`):
+            How projected frame embeddings `(B, T, D)` become one video embedding: `"mean"` (paper sec. 3.1, as
+            ViFi-CLIP), `"max"` (element-wise max over frames) or `"none"` (no pooling: the video embedding stays
+            per frame, shape `(B, T, D)`; contrastive logits then use the mean over frames).
+        cross_frame_layers (`int`, *optional*, defaults to 0):
+            Apply the parameter-free cross-frame attention of the supplementary (Eq. 1, Table 10) in the last N
+            layers of the vision encoder. 0 turns it off; the paper tries 2 and 6.
+        cross_frame_offsets (`list[int]`, *optional*, defaults to `(-1, 0, 1)`):
+            Frame offsets I whose keys are averaged for the attention of frame t (Eq. 1). Must contain distinct
+            integers; `(0,)` reduces to plain per-frame attention.
+
+    Example:
+
+    ```python
+    >>> from modeling_maxi import MaxiVideoCLIPConfig, MaxiVideoCLIPModel
+
+    >>> config = MaxiVideoCLIPConfig(num_frames=8, cross_frame_layers=2)
+    >>> model = MaxiVideoCLIPModel(config)
+    ```"""
+
+    model_type = "maxi_video_clip"
+
+    logit_scale_init_value: float | int | None = PAPER_LOGIT_SCALE_INIT
+    num_frames: int = 16
+    frame_pooling: str = "mean"
+    cross_frame_layers: int = 0
+    cross_frame_offsets: list[int] | tuple[int, ...] = (-1, 0, 1)
+
+    def validate_architecture(self):
+        """Checks the video options; called by `@strict` after the typed fields were validated."""
+        super().validate_architecture()
+        if isinstance(self.num_frames, bool) or self.num_frames < 1:
+            raise ValueError(f"`num_frames` must be a positive integer, got {self.num_frames!r}.")
+        if self.frame_pooling not in FRAME_POOLING_MODES:
+            raise ValueError(
+                f"`frame_pooling` must be one of {FRAME_POOLING_MODES}, got {self.frame_pooling!r}."
+            )
+        num_vision_layers = self.vision_config.num_hidden_layers
+        if isinstance(self.cross_frame_layers, bool) or not 0 <= self.cross_frame_layers <= num_vision_layers:
+            raise ValueError(
+                f"`cross_frame_layers` must be between 0 and the number of vision layers ({num_vision_layers}), "
+                f"got {self.cross_frame_layers!r}."
+            )
+        offsets = list(self.cross_frame_offsets)
+        if not offsets or any(isinstance(o, bool) or not isinstance(o, int) for o in offsets):
+            raise ValueError(f"`cross_frame_offsets` must be a non-empty list of integers, got {offsets!r}.")
+        if len(set(offsets)) != len(offsets):
+            raise ValueError(f"`cross_frame_offsets` must not repeat an offset, got {offsets!r}.")
+
+
+__all__ = ["MaxiVideoCLIPConfig"]

@@ -1,0 +1,75 @@
+"""Tiny MAXI models, processors and CLIP's real tokenizer, built offline for the tests."""
+
+import functools
+from pathlib import Path
+
+import torch
+from transformers import CLIPImageProcessor, CLIPTokenizer
+
+from modeling_maxi import MaxiVideoCLIPConfig, MaxiVideoCLIPModel, MaxiVideoProcessor
+from modeling_maxi.tokenizer_offline import build_offline_clip_tokenizer
+
+TINY_IMAGE_SIZE = 32
+TINY_NUM_FRAMES = 4
+
+
+def tiny_maxi_config(**overrides) -> MaxiVideoCLIPConfig:
+    """A 2+2-layer, 32-wide CLIP on 32 px frames (patch 8 -> a 4x4 grid), 16-d joint space, 4 frames."""
+    vision_config = {
+        "num_hidden_layers": 2,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_attention_heads": 2,
+        "image_size": TINY_IMAGE_SIZE,
+        "patch_size": 8,
+        **overrides.pop("vision_config", {}),
+    }
+    text_config = {
+        "num_hidden_layers": 2,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_attention_heads": 2,
+        "vocab_size": 49408,
+        "max_position_embeddings": 77,
+        **overrides.pop("text_config", {}),
+    }
+    settings = {"projection_dim": 16, "num_frames": TINY_NUM_FRAMES, **overrides}
+    return MaxiVideoCLIPConfig(vision_config=vision_config, text_config=text_config, **settings)
+
+
+def tiny_model(seed: int = 0, **overrides) -> MaxiVideoCLIPModel:
+    """A randomly initialised tiny model (seeded), in eval mode."""
+    torch.manual_seed(seed)
+    return MaxiVideoCLIPModel(tiny_maxi_config(**overrides)).eval()
+
+
+@functools.lru_cache(maxsize=1)
+def _cached_tokenizer() -> CLIPTokenizer:
+    return build_offline_clip_tokenizer()
+
+
+def build_clip_tokenizer() -> CLIPTokenizer:
+    """CLIP's exact BPE tokenizer (49,408 ids), rebuilt offline from open_clip's merges file."""
+    return _cached_tokenizer()
+
+
+def tiny_image_processor(image_size: int = TINY_IMAGE_SIZE) -> CLIPImageProcessor:
+    return CLIPImageProcessor(
+        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
+    )
+
+
+def tiny_processor(image_size: int = TINY_IMAGE_SIZE, num_frames: int = TINY_NUM_FRAMES) -> MaxiVideoProcessor:
+    """CLIP image processing at `image_size` px + CLIP's real tokenizer, `num_frames` frames per video."""
+    return MaxiVideoProcessor(
+        image_processor=tiny_image_processor(image_size), tokenizer=build_clip_tokenizer(), num_frames=num_frames
+    )
+
+
+def save_tiny_model(directory: str | Path, seed: int = 0, **overrides) -> Path:
+    """Saves a tiny model and its processor with `save_pretrained`; returns the directory."""
+    directory = Path(directory)
+    model = tiny_model(seed=seed, **overrides)
+    model.save_pretrained(directory)
+    tiny_processor(num_frames=model.config.num_frames).save_pretrained(directory)
+    return directory
