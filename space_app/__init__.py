@@ -1,0 +1,1 @@
+"""Gradio Space for MAXI (zero-shot action recognition with heatmaps); `python -m space_app.app` launches it."""
