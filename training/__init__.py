@@ -1,0 +1,1 @@
+"""Command-line training, evaluation and conversion scripts of the MAXI release (thin layers over `modeling_maxi`)."""

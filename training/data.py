@@ -1,0 +1,327 @@
+# Copyright 2026 The MAXI authors and contributors. Licensed under the Apache License, Version 2.0.
+"""Training data for MAXI: text-bag datasets -> augmented frame stacks + fixed-size bags of prompts.
+
+A row of a text-bag dataset (see ``modeling_maxi.text_bags.publishing``) holds ``video_path``, ``matched_label``,
+``matched_text``, ``match_score`` and the bag sources (``llm_verbs``, ``caption_verbs``, the assembled ``text_bag``).
+Every random choice made for a row (frame offsets, augmentation, bag sample) comes from a generator seeded with
+``(seed, epoch, index)``, so an epoch is reproducible regardless of dataloader workers, process count or resuming.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torchvision.transforms import v2
+
+from modeling_maxi.text_bags.bag_assembly import assemble_text_bag, normalize_phrase
+from modeling_maxi.text_bags.filtering import filter_by_match_score
+from modeling_maxi.video_io import VideoDecodeError, read_video_frames
+
+logger = logging.getLogger(__name__)
+
+REQUIRED_COLUMNS = ("video_path", "matched_label", "matched_text")
+#: Bag sources selectable with ``--text_sources`` and the dataset column each one reads.
+TEXT_SOURCE_COLUMNS = {"dictionary": None, "llm": "llm_verbs", "captions": "caption_verbs"}
+PROMPT_TEMPLATE = "a photo of a {}."
+#: Multi-scale crop scales of TSN / X-CLIP / ViFi-CLIP (fractions of the shorter side).
+MULTI_SCALE_CROP_SCALES = (1.0, 0.875, 0.75, 0.66)
+
+
+def class_prompt(matched_text: str) -> str:
+    """The dictionary part of every training prompt, ``"a photo of a {matched}."``."""
+    return PROMPT_TEMPLATE.format(matched_text)
+
+
+def build_prompt(matched_text: str, text: str) -> str:
+    """A training prompt: ``"a photo of a {matched}." + " " + text`` (supplementary sec. B)."""
+    return f"{class_prompt(matched_text)} {text}"
+
+
+def sample_bag(bag: Sequence[str], matched_text: str, bag_size: int, rng: np.random.Generator) -> list[str]:
+    """Draw exactly ``bag_size`` prompts from a text bag.
+
+    The matched dictionary text is never drawn as a bag text (it is already the first part of the prompt). A bag
+    with at least ``bag_size`` texts is sampled without replacement; a smaller bag is used whole, repeated as
+    successive random permutations until ``bag_size`` texts are drawn; an empty bag gives ``bag_size`` copies of the
+    class prompt. The order of the result is random too.
+    """
+    if isinstance(bag_size, bool) or not isinstance(bag_size, int) or bag_size < 1:
+        raise ValueError(f"bag_size must be a positive integer, got {bag_size!r}.")
+    if isinstance(bag, str):
+        raise TypeError(f"bag must be a list of strings, not the string {bag!r}.")
+    matched_key = normalize_phrase(matched_text)
+    texts = [text for text in bag if normalize_phrase(text) and normalize_phrase(text) != matched_key]
+    if not texts:
+        return [class_prompt(matched_text)] * bag_size
+    if len(texts) >= bag_size:
+        chosen = rng.choice(len(texts), size=bag_size, replace=False)
+    else:
+        rounds = math.ceil(bag_size / len(texts))
+        chosen = np.concatenate([rng.permutation(len(texts)) for _ in range(rounds)])[:bag_size]
+    return [build_prompt(matched_text, texts[i]) for i in chosen]
+
+
+def validate_text_bag_columns(column_names: Sequence[str], text_sources: Sequence[str] | None) -> None:
+    """Fail fast, naming the missing column, when a dataset cannot feed training with the chosen sources."""
+    needed = list(REQUIRED_COLUMNS)
+    if text_sources is None:
+        needed.append("text_bag")
+    else:
+        unknown = [source for source in text_sources if source not in TEXT_SOURCE_COLUMNS]
+        if unknown:
+            raise ValueError(f"Unknown text source(s) {unknown}; expected some of {sorted(TEXT_SOURCE_COLUMNS)}.")
+        if "dictionary" not in text_sources:
+            raise ValueError(
+                f"text_sources={list(text_sources)} lacks 'dictionary': the matched dictionary text is the prompt "
+                "prefix and the pseudo label of every bag, so it is always used."
+            )
+        needed += [TEXT_SOURCE_COLUMNS[source] for source in text_sources if TEXT_SOURCE_COLUMNS[source]]
+    missing = [column for column in needed if column not in column_names]
+    if missing:
+        raise ValueError(
+            f"The text-bag dataset lacks column(s) {missing}; it has {list(column_names)}. "
+            "Build it with dataset_scripts (text bags) or pass --text_sources matching its columns."
+        )
+
+
+def assemble_bags_batch(batch: dict[str, list], source_columns: Sequence[str]) -> dict[str, list]:
+    """`Dataset.map` function: the ``text_bag`` column rebuilt from ``source_columns`` (de-duplicated, in order)."""
+    return {
+        "text_bag": [
+            assemble_text_bag(matched, [batch[column][row] or [] for column in source_columns])
+            for row, matched in enumerate(batch["matched_text"])
+        ]
+    }
+
+
+def matched_rows_batch(batch: dict[str, list]) -> list[bool]:
+    """`Dataset.filter` function: rows whose video was matched to the dictionary (``matched_label >= 0``)."""
+    return [label is not None and int(label) >= 0 for label in batch["matched_label"]]
+
+
+def prepare_text_bag_dataset(dataset, text_sources: Sequence[str] | None = None, filter_ratio: float = 1.0):
+    """Validate the columns, drop unmatched videos, keep the top ``filter_ratio`` by match score, choose sources.
+
+    Args:
+        dataset (`datasets.Dataset`): a text-bag dataset.
+        text_sources (`list[str]`, *optional*): sources to rebuild the bags from (``"dictionary"`` plus any of
+            ``"llm"``, ``"captions"``); `None` uses the dataset's own ``text_bag`` column.
+        filter_ratio (`float`): fraction p of videos kept, ranked by ``match_score`` (paper sec. 3.2).
+
+    Returns:
+        `datasets.Dataset` with (at least) ``video_path``, ``matched_label``, ``matched_text`` and ``text_bag``.
+    """
+    validate_text_bag_columns(dataset.column_names, text_sources)
+    num_rows = len(dataset)
+    dataset = dataset.filter(matched_rows_batch, batched=True, desc="Dropping videos without a dictionary match")
+    if len(dataset) < num_rows:
+        logger.warning("Dropped %d of %d videos without a dictionary match.", num_rows - len(dataset), num_rows)
+    if filter_ratio != 1.0:
+        if "match_score" not in dataset.column_names:
+            raise ValueError(f"filter_ratio={filter_ratio} needs a 'match_score' column; the dataset lacks it.")
+        result = filter_by_match_score(dataset, filter_ratio)
+        logger.info(
+            "Text-bag filtering p=%s kept %d of %d videos (delta_p=%s).",
+            filter_ratio,
+            result.num_kept,
+            result.num_before,
+            result.delta_p,
+        )
+        dataset = result.dataset
+    if text_sources is not None:
+        columns = [TEXT_SOURCE_COLUMNS[source] for source in text_sources if TEXT_SOURCE_COLUMNS[source]]
+        dataset = dataset.map(
+            assemble_bags_batch,
+            batched=True,
+            fn_kwargs={"source_columns": columns},
+            desc=f"Assembling text bags from {', '.join(text_sources)}",
+        )
+    if len(dataset) == 0:
+        raise ValueError("No training videos are left after dropping unmatched videos and filtering.")
+    return dataset
+
+
+class MultiScaleCrop(v2.Transform):
+    """TSN-style multi-scale crop: crop height and width are each a scale of the shorter side (scales at most one
+    step apart), the crop is placed at random and resized to ``size``. Leading dimensions share one crop."""
+
+    def __init__(self, size: int, scales: Sequence[float] = MULTI_SCALE_CROP_SCALES, max_distort: int = 1):
+        super().__init__()
+        if not scales or any(not 0 < s <= 1 for s in scales):
+            raise ValueError(f"scales must be fractions in (0, 1], got {scales!r}.")
+        self.size = [size, size]
+        self.scales = tuple(scales)
+        self.max_distort = max_distort
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        height, width = v2.query_size(flat_inputs) if hasattr(v2, "query_size") else flat_inputs[0].shape[-2:]
+        short = min(height, width)
+        pairs = [
+            (i, j) for i in range(len(self.scales)) for j in range(len(self.scales)) if abs(i - j) <= self.max_distort
+        ]
+        pick = int(torch.randint(len(pairs), ()))
+        crop_h = max(1, int(short * self.scales[pairs[pick][0]]))
+        crop_w = max(1, int(short * self.scales[pairs[pick][1]]))
+        top = int(torch.randint(height - crop_h + 1, ()))
+        left = int(torch.randint(width - crop_w + 1, ()))
+        return {"top": top, "left": left, "height": crop_h, "width": crop_w}
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        return self._call_kernel(v2.functional.resized_crop, inpt, **params, size=self.size, antialias=True)
+
+
+def build_train_transform(
+    image_size: int, image_mean: Sequence[float], image_std: Sequence[float], augment: bool = True
+) -> v2.Compose:
+    """Frames ``(T, 3, H, W)`` uint8 -> normalised float ``(T, 3, image_size, image_size)``.
+
+    With ``augment`` the paper's augmentation (X-CLIP / ViFi-CLIP recipe) is applied with one set of random
+    parameters to all frames of a video: multi-scale crop, horizontal flip, colour jitter with p=0.8, greyscale with
+    p=0.2. Without it: resize of the shorter side and centre crop, as at inference.
+    """
+    if augment:
+        steps = [
+            # As X-CLIP / ViFi-CLIP: shorter side to 256/224 of the crop size, then crops of 1 to 0.66 of it.
+            v2.Resize(round(image_size * 256 / 224), antialias=True),
+            MultiScaleCrop(image_size),
+            v2.RandomHorizontalFlip(p=0.5),
+            v2.RandomApply([v2.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1)], p=0.8),
+            v2.RandomGrayscale(p=0.2),
+        ]
+    else:
+        steps = [v2.Resize(image_size, antialias=True), v2.CenterCrop(image_size)]
+    return v2.Compose([*steps, v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(image_mean), list(image_std))])
+
+
+class TextBagVideoDataset(torch.utils.data.Dataset):
+    """Map-style dataset over a prepared text-bag dataset.
+
+    Item ``index`` is ``{"pixel_values": (T, 3, S, S), "prompts": [bag_size str], "pseudo_label": int}``, or
+    ``{"skipped": path}`` when the video cannot be read (logged as a warning; the collator drops and counts it).
+
+    Args:
+        dataset (`datasets.Dataset`): output of :func:`prepare_text_bag_dataset`.
+        video_root (`str`, *optional*): directory that relative ``video_path`` values are resolved against.
+        num_frames (`int`): frames T per video (segment sampling with random offsets when ``training``).
+        bag_size (`int`): prompts per video.
+        image_size (`int`), image_mean, image_std: output frame size and normalisation (from the processor).
+        seed (`int`): base seed; item randomness is drawn from ``(seed, epoch, index)``.
+        training (`bool`): random frame offsets and augmentation; otherwise segment centres and centre crop.
+        video_backend (`str`): decoder passed to :func:`modeling_maxi.video_io.read_video_frames`.
+    """
+
+    def __init__(
+        self,
+        dataset,
+        video_root: str | None,
+        num_frames: int,
+        bag_size: int,
+        image_size: int,
+        image_mean: Sequence[float],
+        image_std: Sequence[float],
+        seed: int = 42,
+        training: bool = True,
+        video_backend: str = "auto",
+    ):
+        if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
+            raise ValueError(f"num_frames must be a positive integer, got {num_frames!r}.")
+        if isinstance(bag_size, bool) or not isinstance(bag_size, int) or bag_size < 1:
+            raise ValueError(f"bag_size must be a positive integer, got {bag_size!r}.")
+        if video_root is not None and not os.path.isdir(video_root):
+            raise ValueError(f"video_root {video_root!r} is not a directory.")
+        validate_text_bag_columns(dataset.column_names, None)
+        self.dataset = dataset
+        self.video_root = video_root
+        self.num_frames = num_frames
+        self.bag_size = bag_size
+        self.image_size = image_size
+        self.seed = int(seed)
+        self.training = training
+        self.video_backend = video_backend
+        self.epoch = 0
+        self.transform = build_train_transform(image_size, image_mean, image_std, augment=training)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose random draws (frames, augmentation, bag) the items use."""
+        self.epoch = int(epoch)
+
+    @property
+    def frame_shape(self) -> tuple[int, int, int, int]:
+        return (self.num_frames, 3, self.image_size, self.image_size)
+
+    def video_path(self, relative: str) -> str:
+        if self.video_root is None or os.path.isabs(relative):
+            return relative
+        return os.path.join(self.video_root, relative)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        row = self.dataset[int(index)]
+        frames_seed, augment_seed, bag_seed = np.random.SeedSequence([self.seed, self.epoch, int(index)]).spawn(3)
+        path = self.video_path(row["video_path"])
+        try:
+            frames = read_video_frames(
+                path,
+                self.num_frames,
+                strategy="segment",
+                backend=self.video_backend,
+                training=self.training,
+                generator=np.random.default_rng(frames_seed),
+            )
+        except (FileNotFoundError, VideoDecodeError, IsADirectoryError) as error:
+            logger.warning("Skipping unreadable video %s: %s", path, error)
+            return {"skipped": path}
+        video = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(augment_seed.generate_state(1)[0]))
+            pixel_values = self.transform(video)
+        prompts = sample_bag(row["text_bag"] or [], row["matched_text"], self.bag_size, np.random.default_rng(bag_seed))
+        return {"pixel_values": pixel_values, "prompts": prompts, "pseudo_label": int(row["matched_label"])}
+
+
+@dataclass
+class TextBagCollator:
+    """Stacks readable items and tokenises their prompts; unreadable items are dropped and counted.
+
+    Returns ``pixel_values (B, T, 3, S, S)``, ``input_ids``/``attention_mask`` ``(B * bag_size, L)`` (bag of video
+    ``i`` in rows ``i * bag_size`` to ``(i + 1) * bag_size - 1``), ``pseudo_labels (B,)`` and ``num_skipped`` (the
+    number of items dropped from this batch).
+    """
+
+    tokenizer: Any
+    bag_size: int
+    frame_shape: tuple[int, int, int, int]
+    max_length: int = 77
+
+    def __call__(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        readable = [item for item in items if "skipped" not in item]
+        for item in readable:
+            if len(item["prompts"]) != self.bag_size:
+                raise ValueError(f"An item has {len(item['prompts'])} prompts, expected bag_size={self.bag_size}.")
+        prompts = [prompt for item in readable for prompt in item["prompts"]]
+        if prompts:
+            tokens = self.tokenizer(
+                prompts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+            )
+            input_ids, attention_mask = tokens["input_ids"], tokens["attention_mask"]
+            pixel_values = torch.stack([item["pixel_values"] for item in readable])
+        else:
+            input_ids = torch.zeros((0, 1), dtype=torch.long)
+            attention_mask = torch.zeros((0, 1), dtype=torch.long)
+            pixel_values = torch.zeros((0, *self.frame_shape))
+        return {
+            "pixel_values": pixel_values,
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "pseudo_labels": torch.tensor([item["pseudo_label"] for item in readable], dtype=torch.long),
+            "num_skipped": torch.tensor(len(items) - len(readable), dtype=torch.long),
+        }
