@@ -1,0 +1,305 @@
+"""The offline MAXI demo: the whole pipeline, end to end, on a generated toy world, on CPU, in minutes.
+
+Steps (each reuses its output when rerun with the same settings):
+
+1. generate the toy action-video world (`dataset_scripts.toy_world`: real H.264 mp4 files, labels for evaluation only);
+2. pretrain or load the object-biased base model (`training.pretrain_toy_base`, cached by settings hash);
+3. build the text bags with the real pipeline (`dataset_scripts.build_text_bags`: CLIP matching with prompt
+   ensembling -> expansion through the OpenAI client, answered by a loopback server that serves a static, clearly
+   labelled phrase table (`dataset_scripts.toy_phrase_table`, an honest stand-in for the LLM) -> verb parsing with
+   spaCy -> filtering by match score). Captions are skipped (`--captioner none`): no captioner exists offline;
+4. fine-tune with MIL-NCE through `accelerate launch training/train.py` (weight-space ensembling and a Hub-ready
+   export included);
+5. evaluate base and MAXI zero-shot on held-out videos, with the dictionary's names and with held-out phrasings;
+6. print the comparison table (also written to `<output_dir>/demo_results.{json,md}`); `--launch_space` then serves the
+   Gradio demo on the fine-tuned model.
+
+Usage::
+
+    python -m training.demo                       # or: maxi-demo
+    python -m training.demo --output_dir my_run --seed 1 --launch_space
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from transformers import HfArgumentParser
+
+logger = logging.getLogger(__name__)
+
+TRAIN_SCRIPT = Path(__file__).resolve().parent / "train.py"
+PHRASE_TABLE_MODEL = "toy-phrase-table"
+
+
+def default_cache_dir() -> str:
+    """Where the pretrained toy base models are cached across runs (`$MAXI_CACHE`, else `~/.cache/maxi`)."""
+    root = os.environ.get("MAXI_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "maxi")
+    return os.path.join(root, "toy_base")
+
+
+@dataclass
+class DemoArguments:
+    """Settings of the offline demo. The defaults are the documented main job (README command 1)."""
+
+    output_dir: str = field(default="maxi_demo_output", metadata={"help": "Where every artefact of the run goes."})
+    base_cache_dir: str | None = field(
+        default=None, metadata={"help": "Cache of pretrained toy base models (default: $MAXI_CACHE or ~/.cache/maxi)."}
+    )
+    seed: int = field(default=0, metadata={"help": "Seed of the world, the base model and the fine-tuning."})
+    num_train_videos: int = field(default=600, metadata={"help": "Unlabeled training clips."})
+    num_test_videos: int = field(default=300, metadata={"help": "Held-out evaluation clips."})
+    base_steps: int = field(default=500, metadata={"help": "Pretraining steps of the object-biased base model."})
+    base_images: int = field(default=12000, metadata={"help": "Captioned still frames for base pretraining."})
+    action_caption_prob: float = field(
+        default=0.1, metadata={"help": "How often a pretraining caption names the action (the object-bias knob)."}
+    )
+    num_frames: int = field(default=8, metadata={"help": "Frames per video for matching, training and evaluation."})
+    filter_ratio: float = field(default=0.5, metadata={"help": "Fraction p of videos kept by CLIP match score."})
+    loss_variant: str = field(default="mil_nce", metadata={"help": "Training objective (see modeling_maxi.loss)."})
+    bag_size: int = field(default=8, metadata={"help": "Texts per video bag in a training step."})
+    train_steps: int = field(default=60, metadata={"help": "MIL-NCE fine-tuning steps."})
+    train_batch_size: int = field(default=32, metadata={"help": "Videos per step (global batch)."})
+    learning_rate: float = field(default=1e-4, metadata={"help": "Peak AdamW learning rate of the fine-tuning."})
+    ensemble_ratio: float = field(default=0.0, metadata={"help": "Weight-space ensembling with the base (0 = off)."})
+    num_processes: int = field(default=1, metadata={"help": "accelerate processes for fine-tuning (CPU: 1 or 2)."})
+    dataloader_num_workers: int = field(default=1, metadata={"help": "Video-decoding workers per process."})
+    launch_space: bool = field(default=False, metadata={"help": "Serve the Gradio demo on the result at the end."})
+
+    def __post_init__(self):
+        for name in ("num_train_videos", "num_test_videos", "base_steps", "base_images", "num_frames", "bag_size",
+                     "train_steps", "train_batch_size", "num_processes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+        if not 0.0 < self.filter_ratio <= 1.0:
+            raise ValueError(f"`filter_ratio` must be in (0, 1], got {self.filter_ratio!r}.")
+        if not 0.0 <= self.ensemble_ratio <= 1.0:
+            raise ValueError(f"`ensemble_ratio` must be in [0, 1], got {self.ensemble_ratio!r}.")
+        if self.learning_rate <= 0:
+            raise ValueError(f"`learning_rate` must be positive, got {self.learning_rate!r}.")
+        if self.train_batch_size % self.num_processes:
+            raise ValueError(
+                f"`train_batch_size` ({self.train_batch_size}) must be divisible by `num_processes` "
+                f"({self.num_processes})."
+            )
+
+
+def generate_world(args: DemoArguments) -> Path:
+    from dataset_scripts.toy_world import ToyWorldConfig, generate_toy_world
+
+    world_dir = Path(args.output_dir) / "world"
+    config = ToyWorldConfig(
+        seed=args.seed, num_train=args.num_train_videos, num_test=args.num_test_videos
+    )
+    generate_toy_world(world_dir, config)
+    return world_dir
+
+
+def pretrain_base(args: DemoArguments, world_dir: Path) -> Path:
+    from training.pretrain_toy_base import ToyBaseArguments, load_world_config, pretrain_toy_base
+
+    base_args = ToyBaseArguments(
+        cache_dir=args.base_cache_dir or default_cache_dir(),
+        seed=args.seed,
+        num_images=args.base_images,
+        num_steps=args.base_steps,
+        action_caption_prob=args.action_caption_prob,
+        num_frames=args.num_frames,
+    )
+    return Path(pretrain_toy_base(base_args, load_world_config(world_dir)))
+
+
+def build_text_bags(args: DemoArguments, world_dir: Path, base_dir: Path) -> tuple[Path, dict]:
+    """Runs the real text-bag pipeline; the LLM is the loopback phrase-table server (see the module docstring)."""
+    from dataset_scripts import build_text_bags as pipeline
+    from dataset_scripts.toy_phrase_table import TOY_PHRASE_TABLE
+    from modeling_maxi.text_bags import OpenAICompatibleServer
+
+    bags_dir = Path(args.output_dir) / "text_bags"
+    with OpenAICompatibleServer(phrase_table=TOY_PHRASE_TABLE) as server:
+        record = pipeline.main(
+            [
+                "--videos", str(world_dir / "splits" / "train.txt"),
+                "--video_root", str(world_dir),
+                "--dictionary", str(world_dir / "labels" / "actions.csv"),
+                "--clip_model", str(base_dir),
+                "--num_frames", str(args.num_frames),
+                "--llm_model", PHRASE_TABLE_MODEL,
+                "--llm_base_url", server.base_url,
+                "--llm_cache_dir", str(Path(args.output_dir) / "llm_cache"),
+                "--captioner", "none",
+                "--filter_ratio", str(args.filter_ratio),
+                "--output_dir", str(bags_dir),
+            ]
+        )
+    return bags_dir, record
+
+
+def fine_tune(args: DemoArguments, world_dir: Path, base_dir: Path, bags_dir: Path) -> Path:
+    """`accelerate launch training/train.py ...` in a subprocess, exactly as a user would run it."""
+    run_dir = Path(args.output_dir) / "maxi_model"
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--num_machines", "1", "--mixed_precision", "no",
+                "--dynamo_backend", "no", "--num_processes", str(args.num_processes)]
+    launcher += ["--multi_gpu"] if args.num_processes > 1 else ["--cpu"]
+    command = launcher + [
+        str(TRAIN_SCRIPT),
+        "--model_name_or_path", str(base_dir),
+        "--dataset_name", str(bags_dir),
+        "--video_root", str(world_dir),
+        "--num_frames", str(args.num_frames),
+        "--bag_size", str(args.bag_size),
+        "--loss_variant", args.loss_variant,
+        "--filter_ratio", "1.0",  # the bags were already filtered by the pipeline
+        "--ensemble_ratio", str(args.ensemble_ratio),
+        "--output_dir", str(run_dir),
+        "--max_steps", str(args.train_steps),
+        "--per_device_train_batch_size", str(args.train_batch_size // args.num_processes),
+        "--learning_rate", str(args.learning_rate),
+        "--lr_scheduler_type", "cosine",
+        "--warmup_steps", "0.1",
+        "--weight_decay", "0.0",
+        "--logging_steps", "10",
+        "--save_strategy", "steps",
+        "--save_steps", str(max(args.train_steps // 2, 1)),
+        "--save_total_limit", "1",
+        "--dataloader_num_workers", str(args.dataloader_num_workers),
+        "--seed", str(args.seed),
+        "--report_to", "none",
+        "--use_cpu", str(not torch.cuda.is_available()).lower(),
+        "--disable_tqdm", "true",
+    ]
+    if (run_dir / "model.safetensors").is_file() and (run_dir / "train_results.json").is_file():
+        logger.info("Reusing the fine-tuned model in %s", run_dir)
+        return run_dir
+    logger.info("Fine-tuning: %s", " ".join(command))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(_repo_root()), os.environ.get("PYTHONPATH")]))}
+    subprocess.run(command, check=True, env=env)
+    return run_dir
+
+
+def _repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+def evaluate(model_dir: Path, world_dir: Path, num_frames: int) -> dict[str, dict]:
+    """Zero-shot top-1/top-5 on the held-out clips, with the dictionary names and with held-out phrasings."""
+    from transformers import AutoModel, AutoProcessor
+
+    from modeling_maxi.evaluation import evaluate_splits, load_custom_split
+
+    model = AutoModel.from_pretrained(model_dir).eval()
+    processor = AutoProcessor.from_pretrained(model_dir)
+    results = {}
+    for name, labels in (("dictionary names", "actions.csv"), ("held-out phrasings", "actions_heldout.csv")):
+        split = load_custom_split(world_dir / "labels" / labels, world_dir / "splits" / "test.txt", name="toy_world")
+        summary = evaluate_splits(model, processor, [split], world_dir, num_frames=num_frames, num_workers=0)
+        results[name] = {
+            metric: value["mean"] for metric, value in summary["summary"].items() if isinstance(value, dict)
+        }
+    return results
+
+
+def matching_accuracy(bags_dir: Path) -> dict:
+    """Accuracy of the CLIP matches kept by the filter, against the world's ground truth (for reporting only)."""
+    from datasets import load_dataset
+
+    bags = load_dataset(str(bags_dir), "dictionary", split="train")
+    correct = sum(int(m == g) for m, g in zip(bags["matched_label"], bags["label"]))
+    return {"kept_videos": len(bags), "matching_accuracy": correct / len(bags)}
+
+
+def format_table(base: dict, maxi: dict, matching: dict, filter_ratio: float) -> str:
+    rows = ["| model | eval labels | top-1 | top-5 |", "|---|---|---|---|"]
+    for model_name, results in (("base (object-biased CLIP)", base), ("MAXI (unsupervised fine-tuning)", maxi)):
+        for label_set, metrics in results.items():
+            rows.append(
+                f"| {model_name} | {label_set} | {metrics['top1']:.1f} | {metrics['top5']:.1f} |"
+            )
+    rows.append("")
+    rows.append(
+        f"CLIP matching accuracy after filtering (p = {filter_ratio:g}): {100 * matching['matching_accuracy']:.1f}% "
+        f"of {matching['kept_videos']} kept videos (ground truth used for this report only)."
+    )
+    return "\n".join(rows)
+
+
+def run_demo(args: DemoArguments) -> dict:
+    """Runs every step; returns the results that are also written to `<output_dir>/demo_results.json`."""
+    started = time.perf_counter()
+    output_dir = Path(args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    timings = {}
+
+    def timed(name, function, *function_args):
+        step_start = time.perf_counter()
+        result = function(*function_args)
+        timings[name] = round(time.perf_counter() - step_start, 1)
+        logger.info("Step '%s' done in %.1fs", name, timings[name])
+        return result
+
+    world_dir = timed("world", generate_world, args)
+    base_dir = timed("base model", pretrain_base, args, world_dir)
+    bags_dir, bag_record = timed("text bags", build_text_bags, args, world_dir, base_dir)
+    run_dir = timed("fine-tuning", fine_tune, args, world_dir, base_dir, bags_dir)
+    base_results = timed("evaluate base", evaluate, base_dir, world_dir, args.num_frames)
+    maxi_results = timed("evaluate MAXI", evaluate, run_dir, world_dir, args.num_frames)
+    matching = matching_accuracy(bags_dir)
+    table = format_table(base_results, maxi_results, matching, args.filter_ratio)
+    results = {
+        "arguments": asdict(args),
+        "base_model": str(base_dir),
+        "maxi_model": str(run_dir),
+        "text_bags": str(bags_dir),
+        "base": base_results,
+        "maxi": maxi_results,
+        "matching": matching,
+        "text_bag_stats": bag_record.get("stats", {}),
+        "timings_seconds": {**timings, "total": round(time.perf_counter() - started, 1)},
+    }
+    (output_dir / "demo_results.json").write_text(json.dumps(results, indent=1))
+    (output_dir / "demo_results.md").write_text(table + "\n")
+    sys.stdout.write(f"\nMAXI offline demo: zero-shot action recognition on {args.num_test_videos} held-out clips\n\n")
+    sys.stdout.write(table + "\n\n")
+    sys.stdout.write(f"Hub-ready MAXI checkpoint: {run_dir}  (total {results['timings_seconds']['total']:.0f}s)\n")
+    return results
+
+
+def parse_args(argv: list[str] | None = None) -> DemoArguments:
+    parser = HfArgumentParser((DemoArguments,))
+    if argv is None and len(sys.argv) == 2 and sys.argv[1].endswith((".json", ".yaml", ".yml")):
+        path = os.path.abspath(sys.argv[1])
+        (args,) = parser.parse_json_file(path) if path.endswith(".json") else parser.parse_yaml_file(path)
+        return args
+    (args,) = parser.parse_args_into_dataclasses(args=argv)
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
+    results = run_demo(args)
+    if args.launch_space:
+        from space_app.app import main as launch_space
+
+        os.environ["MAXI_MODEL_ID"] = results["maxi_model"]
+        os.environ["MAXI_BASE_MODEL_ID"] = results["base_model"]
+        launch_space()
+    return results
+
+
+def cli() -> None:
+    """Console entry point (`maxi-demo`)."""
+    main()
+
+
+if __name__ == "__main__":
+    cli()
