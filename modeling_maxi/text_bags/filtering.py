@@ -1,0 +1,73 @@
+"""Filter stage: keep the fraction p of videos whose CLIP match is most confident (paper sec. 3.2, Table 4).
+
+Counting rule (tested): with N videos and ratio p the filter keeps exactly `ceil(p * N)` videos, where `p * N` is
+first rounded to 6 decimals so that float noise does not add a video (0.7 * 10 keeps 7, not 8). Any p > 0 therefore
+keeps at least one video and p = 1 keeps all of them. Videos are ranked by `match_score` (highest first); equal
+scores keep their dataset order. delta_p is the lowest kept score, i.e. the threshold of the paper.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from datasets import Dataset
+
+
+@dataclass
+class FilterResult:
+    """Outcome of `filter_by_match_score`.
+
+    Attributes:
+        dataset: the kept rows, in their original order.
+        ratio: the requested fraction p.
+        delta_p: the lowest kept `match_score` (None when nothing was there to filter).
+        num_before: N, the number of rows given.
+        num_kept: the number of rows kept, `ceil(p * N)`.
+    """
+
+    dataset: Dataset
+    ratio: float
+    delta_p: float | None
+    num_before: int
+    num_kept: int
+
+
+def validate_filter_ratio(ratio: float) -> float:
+    """Return `ratio` as a float or raise a `ValueError` naming it unless `0 < ratio <= 1`."""
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not math.isfinite(ratio):
+        raise ValueError(f"filter ratio must be a number in (0, 1], got {ratio!r}")
+    if not 0 < ratio <= 1:
+        raise ValueError(f"filter ratio must be in (0, 1], got {ratio!r}")
+    return float(ratio)
+
+
+def num_kept(num_videos: int, ratio: float) -> int:
+    """The number of videos the filter keeps out of `num_videos`: `ceil(round(ratio * num_videos, 6))`."""
+    ratio = validate_filter_ratio(ratio)
+    if isinstance(num_videos, bool) or not isinstance(num_videos, int) or num_videos < 0:
+        raise ValueError(f"num_videos must be a non-negative integer, got {num_videos!r}")
+    return min(num_videos, math.ceil(round(ratio * num_videos, 6)))
+
+
+def top_fraction_indices(scores: Sequence[float], ratio: float) -> tuple[list[int], float | None]:
+    """Indices (ascending) of the `num_kept(len(scores), ratio)` highest scores, and the lowest kept score."""
+    keep = num_kept(len(scores), ratio)
+    if keep == 0:
+        return [], None
+    ranked = sorted(range(len(scores)), key=lambda index: (-float(scores[index]), index))
+    kept = ranked[:keep]
+    delta_p = float(scores[kept[-1]])
+    return sorted(kept), delta_p
+
+
+def filter_by_match_score(dataset: Dataset, ratio: float, score_column: str = "match_score") -> FilterResult:
+    """Keep the top fraction `ratio` of `dataset` by `score_column` (see the module docstring for the exact count)."""
+    ratio = validate_filter_ratio(ratio)
+    if score_column not in dataset.column_names:
+        raise ValueError(f"score_column {score_column!r} is not a column of the dataset ({dataset.column_names})")
+    scores = list(dataset[score_column])
+    indices, delta_p = top_fraction_indices(scores, ratio)
+    kept = dataset if len(indices) == len(dataset) else dataset.select(indices)
+    return FilterResult(dataset=kept, ratio=ratio, delta_p=delta_p, num_before=len(dataset), num_kept=len(indices))

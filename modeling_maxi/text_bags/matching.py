@@ -1,0 +1,193 @@
+"""Match stage of the text-bag pipeline: CLIP assigns every unlabeled video its closest dictionary action.
+
+The dictionary is encoded once per build by prompt ensembling (CLIP's recipe, paper supp. sec. 2): every class name
+is put into each prompt template, each prompt embedding is L2-normalised, the embeddings of a class are averaged and
+the average is normalised again. A video is T segment-sampled frames through the video model, the projected frame
+embeddings are mean-pooled, and the cosine similarity to every class gives `matched_label`, `match_score` and the
+top-k. Unreadable videos (corrupt, empty, missing) are not dropped here: they get `decode_error` and no match, so the
+build can report them.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+import logging
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..video_io import VideoDecodeError, read_video_frames
+
+logger = logging.getLogger(__name__)
+
+NO_MATCH = -1
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def device_for_rank(rank: int | None) -> torch.device:
+    """`cuda:<rank % num_gpus>` when CUDA is available, else the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", (rank or 0) % torch.cuda.device_count())
+    return torch.device("cpu")
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """`float32` on CPU whatever was asked (half precision is slow there), else the named dtype."""
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+    return torch.float32 if device.type == "cpu" else DTYPES[dtype]
+
+
+@functools.lru_cache(maxsize=2)
+def load_match_model(model_name_or_path: str, device: str, dtype: str = "float32"):
+    """Load (once per process and `(model, device, dtype)`) the video CLIP model and its processor.
+
+    Any CLIP checkpoint works (`openai/clip-vit-base-patch16`, a local directory, a finetuned MAXI model).
+    """
+    from ..modeling_maxi_video_clip import MaxiVideoCLIPModel
+    from ..processing_maxi_video_clip import MaxiVideoProcessor
+
+    torch_device = torch.device(device)
+    model = MaxiVideoCLIPModel.from_pretrained(model_name_or_path, dtype=resolve_dtype(dtype, torch_device))
+    model = model.to(torch_device).eval()
+    processor = MaxiVideoProcessor.from_pretrained(model_name_or_path)
+    logger.info("Loaded match model %s on %s", model_name_or_path, device)
+    return model, processor
+
+
+def _embeddings(output) -> torch.Tensor:
+    """Projected embeddings from `get_text_features` (a tensor in transformers 4, an output object in 5)."""
+    return output if isinstance(output, torch.Tensor) else output.pooler_output
+
+
+@torch.no_grad()
+def encode_dictionary(
+    model,
+    processor,
+    class_names: Sequence[str],
+    templates: Sequence[str],
+    batch_size: int = 256,
+) -> torch.Tensor:
+    """Prompt-ensembled, L2-normalised text embeddings of the dictionary, shape `(num_classes, projection_dim)`.
+
+    Args:
+        model: a CLIP-like model with `get_text_features`.
+        processor: a processor whose `text=` call returns `input_ids` and `attention_mask`.
+        class_names: the dictionary.
+        templates: prompt templates, each containing `{}` once (e.g. `load_prompt_templates()`).
+        batch_size: prompts per forward pass.
+    """
+    if isinstance(class_names, str) or not class_names or not all(isinstance(n, str) and n for n in class_names):
+        raise ValueError(f"class_names must be a non-empty list of non-empty strings, got {class_names!r}")
+    if isinstance(templates, str) or not templates or any(t.count("{}") != 1 for t in templates):
+        raise ValueError(
+            f"templates must be a non-empty list of strings each containing '{{}}' once, got {templates!r}"
+        )
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    prompts = [template.format(name) for name in class_names for template in templates]
+    device = next(model.parameters()).device
+    chunks = []
+    for start in range(0, len(prompts), batch_size):
+        inputs = processor(text=prompts[start : start + batch_size], return_tensors="pt")
+        features = model.get_text_features(
+            input_ids=inputs["input_ids"].to(device), attention_mask=inputs["attention_mask"].to(device)
+        )
+        chunks.append(torch.nn.functional.normalize(_embeddings(features).float(), dim=-1))
+    per_prompt = torch.cat(chunks).view(len(class_names), len(templates), -1)
+    return torch.nn.functional.normalize(per_prompt.mean(dim=1), dim=-1).cpu()
+
+
+def save_class_embeddings(path: str | os.PathLike, embeddings: torch.Tensor) -> None:
+    """Write the dictionary embeddings with safetensors."""
+    save_file({"class_embeddings": embeddings.contiguous().float()}, str(path))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_class_embeddings(path: str, device: str) -> torch.Tensor:
+    return load_file(path)["class_embeddings"].to(device)
+
+
+def decode_videos(
+    paths: Sequence[str], num_frames: int, strategy: str, backend: str = "auto", num_workers: int = 4
+) -> tuple[list[np.ndarray | None], list[str]]:
+    """Decode `num_frames` frames of each video with a small thread pool (PyAV and decord release the GIL).
+
+    Returns the frames (None for an unreadable video) and, per video, the error message ("" when it decoded).
+    """
+
+    def read(path: str) -> tuple[np.ndarray | None, str]:
+        try:
+            return read_video_frames(path, num_frames, strategy=strategy, backend=backend), ""
+        except (VideoDecodeError, FileNotFoundError, IsADirectoryError) as error:
+            return None, f"{type(error).__name__}: {error}"
+
+    if num_workers <= 1 or len(paths) <= 1:
+        results = [read(path) for path in paths]
+    else:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=min(num_workers, len(paths))) as pool:
+            results = list(pool.map(read, paths))
+    for path, (_, error) in zip(paths, results):
+        if error:
+            logger.warning("Skipping unreadable video %s: %s", path, error)
+    return [frames for frames, _ in results], [error for _, error in results]
+
+
+@torch.no_grad()
+def match_videos_batch(
+    batch: dict[str, list],
+    rank: int | None = None,
+    *,
+    model_name_or_path: str,
+    class_embeddings_path: str,
+    class_names: Sequence[str],
+    num_frames: int = 16,
+    top_k: int = 5,
+    dtype: str = "float32",
+    video_backend: str = "auto",
+    decode_workers: int = 4,
+) -> dict[str, list]:
+    """`Dataset.map(batched=True, with_rank=True)` function of the match stage.
+
+    Adds `matched_label` (class id, -1 when unreadable), `matched_text`, `match_score` (cosine similarity),
+    `top5_labels` / `top5_scores` (the `top_k` best classes, best first) and `decode_error` ("" when readable).
+    """
+    device = device_for_rank(rank)
+    model, processor = load_match_model(model_name_or_path, str(device), dtype)
+    class_embeddings = _load_class_embeddings(class_embeddings_path, str(device))
+    if class_embeddings.shape[0] != len(class_names):
+        raise ValueError(
+            f"{class_embeddings_path} holds {class_embeddings.shape[0]} class embeddings for {len(class_names)} names"
+        )
+    frames, errors = decode_videos(batch["video_path"], num_frames, "segment", video_backend, decode_workers)
+    readable = [index for index, video in enumerate(frames) if video is not None]
+    size = len(batch["video_path"])
+    matched_label, matched_text, match_score = [NO_MATCH] * size, [""] * size, [float("nan")] * size
+    top_labels: list[list[int]] = [[] for _ in range(size)]
+    top_scores: list[list[float]] = [[] for _ in range(size)]
+    if readable:
+        pixel_values = processor.preprocess_frames([frames[index] for index in readable])
+        pixel_values = pixel_values.to(device=device, dtype=model.dtype)
+        frame_embeds = model.get_video_features(pixel_values=pixel_values).frame_embeds
+        video_embeds = torch.nn.functional.normalize(frame_embeds.float().mean(dim=1), dim=-1)
+        similarity = video_embeds @ class_embeddings.T
+        scores, labels = similarity.topk(min(top_k, similarity.shape[1]), dim=-1)
+        scores, labels = scores.cpu().tolist(), labels.cpu().tolist()
+        for row, index in enumerate(readable):
+            matched_label[index] = labels[row][0]
+            matched_text[index] = class_names[labels[row][0]]
+            match_score[index] = scores[row][0]
+            top_labels[index] = labels[row]
+            top_scores[index] = scores[row]
+    return {
+        "matched_label": matched_label,
+        "matched_text": matched_text,
+        "match_score": match_score,
+        "top5_labels": top_labels,
+        "top5_scores": top_scores,
+        "decode_error": errors,
+    }

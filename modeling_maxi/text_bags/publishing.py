@@ -1,0 +1,287 @@
+"""Publish stage: text bags as a parquet `DatasetDict` per configuration, with a dataset card.
+
+The output folder loads with `datasets.load_dataset(folder)` (default configuration) and
+`datasets.load_dataset(folder, "<config>")`: the card's YAML header declares one configuration per row of the
+paper's Table 6 that the build has the sources for, each with a `train` split under `<config>/`. The card records the
+models, the LLM instruction and temperature, the filter ratio p and its threshold delta_p, the counts, the unreadable
+videos and the failed LLM requests. Secrets are never written: URLs lose their user-info and query string, and the
+value of `OPENAI_API_KEY` is redacted from everything the card and the build record contain.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+import yaml
+from datasets import Dataset, DatasetDict, List, Value
+
+from .bag_assembly import BAG_CONFIGS, DEFAULT_BAG_CONFIG, sources_for_config, text_bag_batch
+from .filtering import filter_by_match_score, validate_filter_ratio
+
+logger = logging.getLogger(__name__)
+
+BUILD_RECORD_NAME = "text_bag_build.json"
+CARD_NAME = "README.md"
+ROWS_PER_PARQUET_FILE = 100_000
+PUBLISHED_COLUMNS = (
+    "video_id",
+    "video_path",
+    "label",
+    "matched_label",
+    "matched_text",
+    "match_score",
+    "top5_labels",
+    "top5_scores",
+    "llm_phrases",
+    "llm_verbs",
+    "captions",
+    "caption_verbs",
+    "text_bag",
+)
+CONFIG_DESCRIPTIONS = {
+    "dictionary": "Dictionary only (Table 6: K400 dict.): empty bag, training uses the matched dictionary text alone.",
+    "dictionary_captions": "Dictionary + caption verbs (Table 6: + BLIP verbs).",
+    "dictionary_llm": "Dictionary + LLM verbs and verb phrases of the matched class (Table 6: + GPT3 verbs).",
+    "dictionary_llm_captions": "Dictionary + LLM verbs + caption verbs (Table 6: + GPT3 verbs + BLIP verbs).",
+}
+
+
+def redact_url(url: str | None) -> str | None:
+    """`url` without user-info, query string or fragment (where credentials may hide)."""
+    if url is None:
+        return None
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def redact_secrets(value: Any, secrets: list[str]) -> Any:
+    """Replace every occurrence of the given secrets in the strings of a JSON-like value."""
+    secrets = [secret for secret in secrets if secret]
+    if not secrets:
+        return value
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, "<redacted>")
+        return value
+    if isinstance(value, dict):
+        return {redact_secrets(key, secrets): redact_secrets(item, secrets) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_secrets(item, secrets) for item in value]
+    return value
+
+
+def _environment_secrets() -> list[str]:
+    return [os.environ.get("OPENAI_API_KEY", ""), os.environ.get("HF_TOKEN", "")]
+
+
+def available_configs(has_llm: bool, has_captions: bool) -> list[str]:
+    """The configurations a build can publish, default first."""
+    configs = ["dictionary"]
+    if has_captions:
+        configs.append("dictionary_captions")
+    if has_llm:
+        configs.append("dictionary_llm")
+    if has_llm and has_captions:
+        configs.append("dictionary_llm_captions")
+    return sorted(configs, key=lambda name: (name != default_config(configs), name))
+
+
+def default_config(configs: list[str]) -> str:
+    """The richest configuration among `configs` (the full MAXI bag when it is there)."""
+    for name in (DEFAULT_BAG_CONFIG, "dictionary_llm", "dictionary_captions", "dictionary"):
+        if name in configs:
+            return name
+    raise ValueError(f"No known configuration among {configs!r}; expected some of {sorted(BAG_CONFIGS)}")
+
+
+def config_datasets(bags: Dataset, configs: list[str]) -> DatasetDict:
+    """One dataset per configuration: the published columns with `text_bag` rebuilt from the configuration's sources."""
+    published = {}
+    for name in configs:
+        dataset = bags.map(
+            text_bag_batch,
+            batched=True,
+            fn_kwargs={"sources": sources_for_config(name)},
+            keep_in_memory=True,
+            desc=f"Assembling {name} bags",
+        ).cast_column("text_bag", List(Value("string")))
+        published[name] = dataset.select_columns([c for c in PUBLISHED_COLUMNS if c in dataset.column_names])
+    return DatasetDict(published)
+
+
+def prepare_for_publishing(bags: Dataset, unknown_label: int = -1) -> Dataset:
+    """The pipeline's `bags` stage in published form: `video_path` relative to the video root (the machine's own
+    path is kept as `absolute_video_path`, not published) and no `label` column when no label is known."""
+    published = bags.rename_column("video_path", "absolute_video_path").rename_column("relative_path", "video_path")
+    if "label" in published.column_names and all(label == unknown_label for label in published["label"]):
+        published = published.remove_columns("label")
+    return published
+
+
+def _write_parquet(dataset: Dataset, directory: Path) -> list[str]:
+    directory.mkdir(parents=True, exist_ok=True)
+    num_files = max(1, math.ceil(len(dataset) / ROWS_PER_PARQUET_FILE))
+    names = []
+    for index in range(num_files):
+        name = f"train-{index:05d}-of-{num_files:05d}.parquet"
+        dataset.shard(num_files, index, contiguous=True).to_parquet(str(directory / name))
+        names.append(name)
+    return names
+
+
+def render_dataset_card(configs: list[str], record: dict[str, Any]) -> str:
+    """The dataset card (README.md): YAML configs header + a human-readable build report."""
+    default = default_config(configs)
+    header = {
+        "configs": [
+            {
+                "config_name": name,
+                "data_files": [{"split": "train", "path": f"{name}/train-*.parquet"}],
+                **({"default": True} if name == default else {}),
+            }
+            for name in configs
+        ],
+        "task_categories": ["video-classification", "zero-shot-classification"],
+        "tags": ["maxi", "text-bags", "unsupervised", "action-recognition"],
+        "pretty_name": record.get("pretty_name", "MAXI text bags"),
+    }
+    parameters = record.get("parameters", {})
+    stats = record.get("stats", {})
+    lines = [
+        "---",
+        yaml.safe_dump(header, sort_keys=False).rstrip(),
+        "---",
+        "",
+        f"# {header['pretty_name']}",
+        "",
+        'Text bags for unsupervised video finetuning of CLIP with MAXI ("MAtch, eXpand and Improve", ICCV 2023):',
+        "each unlabeled video is matched to an action of a dictionary by CLIP, and its bag collects verbs from an LLM",
+        "expansion of that action and from BLIP captions of its frames. Labels, where present, are for evaluation",
+        "only; they were never used to build a bag. `video_path` is relative to the root of the video collection.",
+        "",
+        "## Configurations",
+        "",
+        "| config | bag content |",
+        "| --- | --- |",
+    ]
+    lines += [
+        f"| `{name}`{' (default)' if name == default else ''} | {CONFIG_DESCRIPTIONS[name]} |" for name in configs
+    ]
+    lines += [
+        "",
+        "```python",
+        "from datasets import load_dataset",
+        "",
+        f'bags = load_dataset("<this dataset>", "{default}", split="train")',
+        "```",
+        "",
+        "## Build parameters",
+        "",
+        "| parameter | value |",
+        "| --- | --- |",
+    ]
+    lines += [f"| {key} | `{json.dumps(value)}` |" for key, value in sorted(parameters.items())]
+    lines += ["", "## Counts", "", "| quantity | value |", "| --- | --- |"]
+    lines += [f"| {key} | {value} |" for key, value in sorted(stats.items())]
+    unreadable = record.get("unreadable_videos", [])
+    lines += ["", f"## Unreadable videos ({len(unreadable)})", ""]
+    lines += [f"- `{item['video_path']}`: {item['error']}" for item in unreadable[:100]]
+    if len(unreadable) > 100:
+        lines.append(f"- ... and {len(unreadable) - 100} more (see `{BUILD_RECORD_NAME}`)")
+    failures = record.get("llm_failures", {})
+    lines += ["", f"## Failed LLM expansions ({len(failures)})", ""]
+    lines += [f"- `{action}`: {message}" for action, message in sorted(failures.items())]
+    lines += ["", "Classes without LLM phrases fall back to the other sources of their bag.", ""]
+    return "\n".join(lines)
+
+
+def publish_text_bags(
+    bags: Dataset,
+    output_dir: str | Path,
+    record: dict[str, Any],
+    filter_ratio: float,
+    configs: list[str],
+) -> dict[str, Any]:
+    """Filter `bags`, write every configuration as parquet, the dataset card and the build record.
+
+    Args:
+        bags: the unfiltered bags (the pipeline's `bags` stage): all published columns but `text_bag`.
+        output_dir: the publish folder (configuration folders, `README.md`, `text_bag_build.json` go there).
+        record: build record (`parameters`, `stats`, `unreadable_videos`, `llm_failures`); completed in place with
+            the filter outcome and returned.
+        filter_ratio: p, the fraction of videos kept by `match_score` (1 keeps all, even without scores).
+        configs: configurations to publish (see `available_configs`).
+
+    Returns:
+        The completed build record.
+    """
+    filter_ratio = validate_filter_ratio(filter_ratio)
+    unknown = [name for name in configs if name not in BAG_CONFIGS]
+    if unknown or not configs:
+        raise ValueError(f"configs must be a non-empty subset of {sorted(BAG_CONFIGS)}, got {configs!r}")
+    output_dir = Path(output_dir)
+    scores = [score for score in bags["match_score"] if score is not None and not math.isnan(score)]
+    if filter_ratio == 1.0 and len(scores) != len(bags):
+        kept, delta_p = bags, (min(scores) if scores else None)
+    else:
+        result = filter_by_match_score(bags, filter_ratio)
+        kept, delta_p = result.dataset, result.delta_p
+    record.setdefault("parameters", {})["filter_ratio"] = filter_ratio
+    record.setdefault("stats", {}).update(
+        {"videos_before_filter": len(bags), "videos_published": len(kept), "delta_p": delta_p}
+    )
+    record["configs"] = configs
+    record["default_config"] = default_config(configs)
+    record = redact_secrets(record, _environment_secrets())
+
+    for name in BAG_CONFIGS:
+        if (output_dir / name).exists():
+            shutil.rmtree(output_dir / name)
+    for name, dataset in config_datasets(kept, configs).items():
+        _write_parquet(dataset, output_dir / name)
+    card = redact_secrets(render_dataset_card(configs, record), _environment_secrets())
+    (output_dir / CARD_NAME).write_text(card, encoding="utf-8")
+    (output_dir / BUILD_RECORD_NAME).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    logger.info(
+        "Published %d of %d videos (p=%s, delta_p=%s) in configurations %s to %s",
+        len(kept),
+        len(bags),
+        filter_ratio,
+        delta_p,
+        ", ".join(configs),
+        output_dir,
+    )
+    return record
+
+
+def push_text_bags_to_hub(output_dir: str | Path, repo_id: str, private: bool = False, token: str | None = None):
+    """Upload a published folder (card, build record and configuration folders, not the stages) to the Hub."""
+    from huggingface_hub import HfApi
+
+    if not isinstance(repo_id, str) or repo_id.count("/") != 1 or not all(repo_id.split("/")):
+        raise ValueError(f"repo_id must look like 'user/name', got {repo_id!r}")
+    output_dir = Path(output_dir)
+    if not (output_dir / CARD_NAME).is_file():
+        raise FileNotFoundError(f"{str(output_dir)!r} holds no published dataset ({CARD_NAME} missing)")
+    api = HfApi(token=token)
+    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+    allow = [CARD_NAME, BUILD_RECORD_NAME] + [f"{name}/*.parquet" for name in BAG_CONFIGS]
+    commit = api.upload_folder(
+        folder_path=str(output_dir),
+        repo_id=repo_id,
+        repo_type="dataset",
+        allow_patterns=allow,
+        commit_message="Upload MAXI text bags",
+    )
+    logger.info("Pushed the text bags to https://huggingface.co/datasets/%s", repo_id)
+    return commit

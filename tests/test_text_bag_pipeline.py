@@ -1,0 +1,536 @@
+"""End-to-end and unit tests of the text-bag pipeline (`dataset_scripts.build_text_bags` and its building blocks).
+
+The CLI runs on generated H.264 videos (plus a corrupt and an empty file) with a tiny CLIP and a tiny BLIP saved from
+configs, the real spaCy pipeline and the loopback OpenAI-compatible server, which counts requests and injects faults.
+"""
+
+import json
+import logging
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from datasets import Dataset, load_dataset, load_from_disk
+
+from dataset_scripts import build_text_bags, extract_corpus_verbs, merge_shards
+from dataset_scripts.extract_corpus_verbs import select_verbs
+from modeling_maxi.dictionaries import load_class_names, load_prompt_templates
+from modeling_maxi.text_bags import stages
+from modeling_maxi.text_bags.bag_assembly import BAG_CONFIGS, assemble_text_bag
+from modeling_maxi.text_bags.filtering import filter_by_match_score, num_kept, top_fraction_indices
+from modeling_maxi.text_bags.matching import decode_videos, encode_dictionary, load_match_model
+from modeling_maxi.text_bags.openai_compatible_server import OpenAICompatibleServer
+from modeling_maxi.text_bags.publishing import BUILD_RECORD_NAME, redact_url
+from modeling_maxi.text_bags.sharding import select_shard, shard_of
+from modeling_maxi.text_bags.verb_parsing import extract_verbs, extract_verbs_batch, load_spacy_pipeline
+from modeling_maxi.text_bags.video_index import build_video_index, parse_video_list_line
+from tests.helpers.videos import make_moving_square_frames, write_corrupt_video, write_empty_video, write_video
+
+NUM_GOOD_VIDEOS = 7
+BLIP_WORDS = (
+    "[PAD] [UNK] [CLS] [SEP] [MASK] [DEC] a the man woman dog is playing riding jumping running walking holding "
+    "ball horse bike guitar on in with"
+).split()
+
+
+# ---------------------------------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def tiny_blip_dir(tmp_path_factory):
+    """A tiny BLIP captioner (random weights) with a BERT word-piece tokenizer built from a small vocab file."""
+    from transformers import (
+        BertTokenizer,
+        BlipConfig,
+        BlipForConditionalGeneration,
+        BlipImageProcessor,
+        BlipProcessor,
+    )
+
+    directory = tmp_path_factory.mktemp("tiny_blip")
+    vocab = directory / "vocab.txt"
+    vocab.write_text("\n".join(BLIP_WORDS) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizer(str(vocab), bos_token="[DEC]")
+    ids = tokenizer.convert_tokens_to_ids(["[DEC]", "[SEP]", "[PAD]"])
+    text = {"vocab_size": len(BLIP_WORDS), "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2}
+    text.update(intermediate_size=37, max_position_embeddings=40, bos_token_id=ids[0], sep_token_id=ids[1])
+    text.update(eos_token_id=ids[1], pad_token_id=ids[2])
+    vision = {"hidden_size": 32, "image_size": 32, "patch_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2}
+    vision["intermediate_size"] = 37
+    torch.manual_seed(0)
+    model = BlipForConditionalGeneration(BlipConfig(text_config=text, vision_config=vision, projection_dim=16))
+    processor = BlipProcessor(image_processor=BlipImageProcessor(size={"height": 32, "width": 32}), tokenizer=tokenizer)
+    model.save_pretrained(directory / "model")
+    processor.save_pretrained(directory / "model")
+    return str(directory / "model")
+
+
+@pytest.fixture(scope="module")
+def video_tree(tmp_path_factory):
+    """7 readable videos (different content and lengths) in sub-folders, plus a corrupt and an empty file."""
+    root = tmp_path_factory.mktemp("videos")
+    for index in range(NUM_GOOD_VIDEOS):
+        frames = make_moving_square_frames(10 + index, (48, 96), seed=index)
+        variant = index % 4
+        if variant == 1:
+            frames = 255 - frames
+        elif variant == 2:
+            frames = (frames // 4).astype(np.uint8)
+        elif variant == 3:
+            frames = np.clip(frames.astype(np.int16) + 100, 0, 255).astype(np.uint8)
+        (root / f"group_{index % 2}").mkdir(exist_ok=True)
+        write_video(root / f"group_{index % 2}" / f"video_{index}.mp4", frames)
+    (root / "broken").mkdir()
+    write_corrupt_video(root / "broken" / "corrupt.mp4")
+    write_empty_video(root / "broken" / "empty.mp4")
+    (root / "notes.txt").write_text("not a video", encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="module")
+def dictionary_file(tiny_model_dir, video_tree, tmp_path_factory):
+    """A dictionary on which the tiny CLIP matches the test videos to at least 3 different classes.
+
+    A random tiny CLIP sends every video to one dominant class; removing dominant classes from a K400 slice until the
+    videos' best classes differ gives a deterministic dictionary with several matched classes. Unmatched classes are
+    kept as distractors (they cannot change any video's best class).
+    """
+    model, processor = load_match_model(str(tiny_model_dir), "cpu", "float32")
+    candidates = load_class_names("k400")[:120]
+    text = encode_dictionary(model, processor, candidates, load_prompt_templates())
+    paths = sorted(str(p) for p in video_tree.rglob("video_*.mp4"))
+    frames, _ = decode_videos(paths, model.config.num_frames, "segment")
+    with torch.no_grad():
+        pixel_values = processor.preprocess_frames(frames)
+        video = torch.nn.functional.normalize(model.get_video_features(pixel_values=pixel_values).frame_embeds.mean(1))
+    similarity = video @ text.T
+    allowed = torch.ones(len(candidates), dtype=torch.bool)
+    best = similarity.argmax(dim=1)
+    while len(set(best.tolist())) < 3:
+        allowed[torch.mode(best).values] = False
+        assert allowed.sum() > 3, "the tiny CLIP cannot tell the test videos apart"
+        best = similarity.masked_fill(~allowed, -2).argmax(dim=1)
+    matched = sorted(set(best.tolist()))
+    distractors = [index for index in range(len(candidates)) if allowed[index] and index not in matched][:4]
+    path = tmp_path_factory.mktemp("dictionary") / "dictionary.txt"
+    path.write_text("\n".join(candidates[index] for index in sorted(matched + distractors)) + "\n", encoding="utf-8")
+    return path
+
+
+def phrase_table(names):
+    return {
+        name: [f"people {name} outdoors", f"someone is jumping during {name}", "running and holding a ball"]
+        for name in names
+    }
+
+
+def base_args(video_tree, dictionary_file, tiny_model_dir, output_dir, **overrides):
+    args = {
+        "--videos": video_tree,
+        "--dictionary": dictionary_file,
+        "--clip-model": tiny_model_dir,
+        "--output-dir": output_dir,
+        "--num-frames": 4,
+        "--captioner": "none",
+        "--filter-ratio": 0.5,
+        "--match-batch-size": 4,
+        "--chunk-size": 3,
+        "--decode-workers": 2,
+    }
+    args.update(overrides)
+    argv = []
+    for key, value in args.items():
+        argv += [key, str(value)]
+    return argv
+
+
+def published_rows(output_dir, config=None):
+    return load_dataset(str(output_dir), config, split="train", cache_dir=str(Path(output_dir).parent / "hf_cache"))
+
+
+def stage_mtimes(output_dir):
+    return {str(p): p.stat().st_mtime_ns for p in (Path(output_dir) / "stages").rglob("manifest.json")}
+
+
+class ChunkCounter:
+    """Wraps `stages._map_chunk` to count mapped chunks per stage description, optionally failing at a call."""
+
+    def __init__(self, original, fail_at: int | None = None, fail_prefix: str = ""):
+        self.original, self.fail_at, self.fail_prefix, self.calls = original, fail_at, fail_prefix, []
+
+    def __call__(self, chunk, function, **kwargs):
+        if kwargs["desc"].startswith(self.fail_prefix):
+            self.calls.append(kwargs["desc"])
+            if self.fail_at is not None and len(self.calls) == self.fail_at:
+                raise KeyboardInterrupt("simulated interruption")
+        return self.original(chunk, function, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------------- end to end
+def test_full_build_llm_captions_rerun_and_secrets(
+    video_tree, dictionary_file, tiny_model_dir, tiny_blip_dir, tmp_path, monkeypatch, caplog, capfd
+):
+    secret = f"sk-maxi-test-{uuid.uuid4().hex}"
+    monkeypatch.setenv("OPENAI_API_KEY", secret)
+    names = load_class_names(str(dictionary_file))
+    output_dir = tmp_path / "out"
+    caplog.set_level(logging.INFO)
+    with OpenAICompatibleServer(phrase_table=phrase_table(names)) as server:
+        argv = base_args(
+            video_tree,
+            dictionary_file,
+            tiny_model_dir,
+            output_dir,
+            **{
+                "--captioner": tiny_blip_dir,
+                "--caption-image-size": 32,
+                "--caption-batch-size": 3,
+                "--caption-max-new-tokens": 6,
+                "--llm-model": "static-phrase-table",
+                "--llm-base-url": server.base_url,
+            },
+        )
+        record = build_text_bags.main(argv)
+        match = load_from_disk(str(output_dir / "stages" / "match" / "data"))
+        readable = [row for row in match if not row["decode_error"]]
+        matched_classes = {row["matched_label"] for row in readable}
+        # One request per distinct matched class, with the key from the environment.
+        assert len(matched_classes) >= 2
+        assert server.request_count == len(matched_classes)
+        assert {request.action for request in server.requests} == {names[i] for i in matched_classes}
+        assert server.authorization_headers == {f"Bearer {secret}"}
+
+        # A second run loads every stage, sends nothing and leaves the published files untouched.
+        before = stage_mtimes(output_dir)
+        card_mtime = (output_dir / "README.md").stat().st_mtime_ns
+        counter = ChunkCounter(stages._map_chunk)
+        monkeypatch.setattr(stages, "_map_chunk", counter)
+        assert build_text_bags.main(argv) == record
+        assert counter.calls == []
+        assert server.request_count == len(matched_classes)
+        assert stage_mtimes(output_dir) == before
+        assert (output_dir / "README.md").stat().st_mtime_ns == card_mtime
+        assert "Stages computed in this run: none" in caplog.text
+
+    # Unreadable videos are reported and nothing else is lost.
+    assert len(match) == NUM_GOOD_VIDEOS + 2 and len(readable) == NUM_GOOD_VIDEOS
+    assert sorted(item["video_path"] for item in record["unreadable_videos"]) == [
+        "broken/corrupt.mp4",
+        "broken/empty.mp4",
+    ]
+    card = (output_dir / "README.md").read_text(encoding="utf-8")
+    assert "broken/corrupt.mp4" in card and "broken/empty.mp4" in card
+    assert "static-phrase-table" in card and "0.4" in card and "in simple words" in card
+
+    # Filter: ceil(0.5 * 7) = 4 videos, the ones with the best match scores; delta_p is the lowest kept score.
+    scores = sorted((row["match_score"] for row in readable), reverse=True)
+    default = published_rows(output_dir)
+    assert len(default) == 4
+    assert sorted(default["match_score"], reverse=True) == scores[:4]
+    assert record["stats"]["delta_p"] == pytest.approx(scores[3])
+
+    # Every configuration loads; bags are built from the right sources and never hold the matched text.
+    nlp = load_spacy_pipeline()
+    table = phrase_table(names)
+    configs = {name: {row["video_id"]: row for row in published_rows(output_dir, name)} for name in BAG_CONFIGS}
+    for name, sources in BAG_CONFIGS.items():
+        for video_id, row in configs[name].items():
+            assert row["matched_text"] == names[row["matched_label"]]
+            assert row["llm_phrases"] == table[row["matched_text"]]
+            assert row["llm_verbs"] == extract_verbs(table[row["matched_text"]], nlp)
+            assert len(row["captions"]) == 8
+            assert row["caption_verbs"] == extract_verbs_batch([row["captions"]], nlp)[0]
+            assert row["text_bag"] == assemble_text_bag(row["matched_text"], [row[s] for s in sources])
+            assert row["matched_text"] not in row["text_bag"]
+            assert row["video_path"] == video_id + ".mp4" and not Path(row["video_path"]).is_absolute()
+            assert len(row["top5_labels"]) == 5 and row["top5_labels"][0] == row["matched_label"]
+    assert all(row["text_bag"] == [] for row in configs["dictionary"].values())
+    assert any(row["text_bag"] for row in configs["dictionary_llm_captions"].values())
+    assert set(configs["dictionary"]) == set(default["video_id"])
+
+    # The key is nowhere: not in the output folder (stages, LLM cache, card, logs), not in logs or console.
+    for path in output_dir.rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
+    captured = capfd.readouterr()
+    assert secret not in caplog.text and secret not in captured.out and secret not in captured.err
+
+
+def test_llm_faults_are_retried_or_recorded(
+    video_tree, dictionary_file, tiny_model_dir, tiny_blip_dir, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-faults")
+    names = load_class_names(str(dictionary_file))
+    output_dir = tmp_path / "faults"
+    # The matches are deterministic: find them with a build that needs no LLM, then script the faults.
+    first = build_text_bags.main(base_args(video_tree, dictionary_file, tiny_model_dir, tmp_path / "probe"))
+    probe = published_rows(tmp_path / "probe")
+    assert first["stats"]["distinct_matched_classes"] >= 2
+    matched = sorted({row["matched_text"] for row in load_from_disk(str(tmp_path / "probe/stages/bags/data"))})
+    rate_limited, broken = matched[0], matched[1]
+    with OpenAICompatibleServer(
+        phrase_table=phrase_table(names), scripted_statuses={rate_limited: [429]}, always_fail={broken: 500}
+    ) as server:
+        argv = base_args(
+            video_tree,
+            dictionary_file,
+            tiny_model_dir,
+            output_dir,
+            **{
+                "--captioner": tiny_blip_dir,
+                "--caption-image-size": 32,
+                "--caption-max-new-tokens": 4,
+                "--filter-ratio": 1.0,
+                "--llm-model": "static-phrase-table",
+                "--llm-base-url": server.base_url,
+                "--llm-max-retries": 2,
+                "--llm-initial-backoff": 0.01,
+            },
+        )
+        record = build_text_bags.main(argv)
+        assert len(server.requests_for(rate_limited)) == 2  # 429, then success
+        assert len(server.requests_for(broken)) == 3  # first try + 2 retries, all 500
+        assert server.request_count == len(matched) + 1 + 2
+    assert list(record["llm_failures"]) == [broken]
+    assert broken in (output_dir / "README.md").read_text(encoding="utf-8")
+    rows = published_rows(output_dir)
+    assert len(rows) == NUM_GOOD_VIDEOS == len(probe) * 2 - 1  # p=1 keeps all; the probe kept ceil(7/2)=4
+    for row in rows:
+        if row["matched_text"] == broken:
+            assert row["llm_phrases"] == [] and row["llm_verbs"] == []
+            assert row["text_bag"] == assemble_text_bag(broken, [row["caption_verbs"]])
+        else:
+            assert row["llm_phrases"] == phrase_table(names)[row["matched_text"]]
+
+
+def test_interrupted_build_resumes_without_losing_rows(
+    video_tree, dictionary_file, tiny_model_dir, tmp_path, monkeypatch
+):
+    output_dir = tmp_path / "resume"
+    argv = base_args(video_tree, dictionary_file, tiny_model_dir, output_dir, **{"--filter-ratio": 1.0})
+    original = stages._map_chunk
+    interrupted = ChunkCounter(original, fail_at=2, fail_prefix="Matching")
+    monkeypatch.setattr(stages, "_map_chunk", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        build_text_bags.main(argv)
+    done_chunks = sorted(p.name for p in (output_dir / "stages/match/chunks").iterdir())
+    assert done_chunks == ["000000"]  # the interrupted chunk left no partial folder
+    assert not (output_dir / "README.md").exists()
+
+    resumed = ChunkCounter(original, fail_prefix="Matching")
+    monkeypatch.setattr(stages, "_map_chunk", resumed)
+    build_text_bags.main(argv)
+    assert resumed.calls == [
+        "Matching videos to the dictionary (chunk 2/3)",
+        "Matching videos to the dictionary (chunk 3/3)",
+    ]
+    match = load_from_disk(str(output_dir / "stages/match/data"))
+    index = load_from_disk(str(output_dir / "stages/index/data"))
+    assert list(match["video_id"]) == list(index["video_id"]) and len(set(match["video_id"])) == NUM_GOOD_VIDEOS + 2
+    assert len(published_rows(output_dir)) == NUM_GOOD_VIDEOS
+
+    # Changing a parameter of a stage recomputes it and everything after it, not what comes before.
+    counter = ChunkCounter(original)
+    monkeypatch.setattr(stages, "_map_chunk", counter)
+    build_text_bags.main(base_args(video_tree, dictionary_file, tiny_model_dir, output_dir, **{"--num-frames": 2}))
+    assert [call for call in counter.calls if call.startswith("Matching")] != []
+    assert json.loads((output_dir / "stages/match/manifest.json").read_text())["params"]["num_frames"] == 2
+
+
+def test_shards_are_disjoint_and_merge_equals_single_build(video_tree, dictionary_file, tiny_model_dir, tmp_path):
+    single = tmp_path / "single"
+    build_text_bags.main(base_args(video_tree, dictionary_file, tiny_model_dir, single))
+    shard_dirs = []
+    for shard_index in range(2):
+        shard_dir = tmp_path / f"shard_{shard_index}"
+        build_text_bags.main(
+            base_args(
+                video_tree,
+                dictionary_file,
+                tiny_model_dir,
+                shard_dir,
+                **{"--num-shards": 2, "--shard-index": shard_index},
+            )
+        )
+        shard_dirs.append(shard_dir)
+    ids = [set(load_from_disk(str(d / "stages/index/data"))["video_id"]) for d in shard_dirs]
+    assert not ids[0] & ids[1] and len(ids[0] | ids[1]) == NUM_GOOD_VIDEOS + 2 and ids[0] and ids[1]
+
+    merged = tmp_path / "merged"
+    record = merge_shards.main(["--shard-dirs", *map(str, shard_dirs), "--output-dir", str(merged)])
+    single_record = json.loads((single / BUILD_RECORD_NAME).read_text())
+    assert record["stats"]["delta_p"] == pytest.approx(single_record["stats"]["delta_p"])
+    assert len(record["unreadable_videos"]) == 2
+    for config in BAG_CONFIGS:
+        if config in single_record["configs"]:
+            expected = sorted(published_rows(single, config).to_list(), key=lambda row: row["video_id"])
+            actual = sorted(published_rows(merged, config).to_list(), key=lambda row: row["video_id"])
+            # Batches differ between the shards and the single build, so scores agree to float precision only.
+            for row, reference in zip(actual, expected, strict=True):
+                assert row.pop("match_score") == pytest.approx(reference.pop("match_score"), abs=1e-5)
+                assert row.pop("top5_scores") == pytest.approx(reference.pop("top5_scores"), abs=1e-5)
+                assert row == reference
+
+    with pytest.raises(ValueError, match="shards 0..1"):
+        merge_shards.merge_shards([shard_dirs[0], shard_dirs[0]], tmp_path / "bad")
+
+
+# ---------------------------------------------------------------------------------------------------- units
+@pytest.mark.parametrize(
+    ("num_videos", "ratio", "expected"),
+    [(10, 0.7, 7), (7, 0.5, 4), (5, 0.5, 3), (3, 0.9, 3), (10, 0.9, 9), (1, 0.01, 1), (8, 1.0, 8), (0, 0.5, 0)],
+)
+def test_filter_keeps_ceil_of_p_times_n(num_videos, ratio, expected):
+    assert num_kept(num_videos, ratio) == expected
+
+
+def test_filter_ranks_by_score_and_reports_threshold():
+    scores = [0.3, 0.9, 0.1, 0.5, 0.5, 0.7]
+    indices, delta_p = top_fraction_indices(scores, 0.5)
+    assert indices == [1, 3, 5] and delta_p == 0.5  # ties keep dataset order: index 3 before 4
+    result = filter_by_match_score(Dataset.from_dict({"match_score": scores, "i": list(range(6))}), 0.5)
+    assert list(result.dataset["i"]) == [1, 3, 5] and result.num_kept == 3 and result.num_before == 6
+    for bad in (0, 1.5, -0.1, float("nan"), "0.5", True):
+        with pytest.raises(ValueError, match="filter ratio"):
+            num_kept(10, bad)
+
+
+def test_text_bag_is_deduplicated_in_order_without_matched_text():
+    bag = assemble_text_bag(
+        "Riding a Bike",
+        [["ride", "riding a bike", "pedal  fast", "Ride"], ["pedal fast", "cycling", "", "ride"]],
+    )
+    assert bag == ["ride", "pedal fast", "cycling"]
+    with pytest.raises(TypeError, match="list of strings"):
+        assemble_text_bag("x", ["not a list"])
+
+
+def test_video_index_from_list_file_and_directory(tmp_path, video_tree):
+    listing = tmp_path / "list.txt"
+    listing.write_text("# comment\ntrain/a b.mp4 3\n\ntrain/c.mp4\n", encoding="utf-8")
+    index = build_video_index(listing, video_root="/data/k400")
+    assert list(index["video_id"]) == ["train/a b", "train/c"]
+    assert list(index["label"]) == [3, -1]
+    assert list(index["video_path"]) == ["/data/k400/train/a b.mp4", "/data/k400/train/c.mp4"]
+    assert parse_video_list_line("train/x.mp4 12") == ("train/x.mp4", 12)
+    tree = build_video_index(video_tree)
+    assert len(tree) == NUM_GOOD_VIDEOS + 2 and "notes" not in " ".join(tree["video_id"])
+    duplicated = tmp_path / "dup.txt"
+    duplicated.write_text("a.mp4 1\na.mp4 2\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="more than once"):
+        build_video_index(duplicated)
+    with pytest.raises(FileNotFoundError, match="neither a directory nor a list file"):
+        build_video_index(tmp_path / "missing")
+
+
+def test_shard_assignment_is_a_stable_hash():
+    # Fixed values: a salted hash() or a changed digest would move videos between machines.
+    assert [shard_of(f"train/video_{i}.mp4", 4) for i in range(6)] == SHARD_REFERENCE
+    dataset = Dataset.from_dict({"relative_path": [f"v{i}.mp4" for i in range(50)]})
+    parts = [list(select_shard(dataset, 3, i)["relative_path"]) for i in range(3)]
+    assert sorted(sum(parts, [])) == sorted(list(dataset["relative_path"])) and all(parts)
+    with pytest.raises(ValueError, match="shard_index"):
+        select_shard(dataset, 3, 3)
+
+
+def test_build_arguments_are_validated(tmp_path):
+    with pytest.raises(ValueError, match="filter ratio"):
+        build_text_bags.parse_args(["--videos", "v", "--output-dir", str(tmp_path), "--filter-ratio", "1.5"])
+    with pytest.raises(ValueError, match="shard_index"):
+        build_text_bags.parse_args(["--videos", "v", "--output-dir", "o", "--num-shards", "2", "--shard-index", "2"])
+    with pytest.raises(ValueError, match="--num-frames"):
+        build_text_bags.parse_args(["--videos", "v", "--output-dir", "o", "--num-frames", "0"])
+
+
+def test_extra_verbs_extend_the_dictionary(tmp_path):
+    extra = tmp_path / "extra.txt"
+    extra.write_text("Air Drumming\nsip\nwander\n", encoding="utf-8")
+    names, added = build_text_bags.build_dictionary("minikinetics", str(extra))
+    assert added == 2 and names[-2:] == ["sip", "wander"] and len(names) == 202
+
+
+def test_redact_url_drops_credentials():
+    assert redact_url("https://user:pw@api.example.com:8443/v1?key=abc#x") == "https://api.example.com:8443/v1"
+
+
+SHARD_REFERENCE = [3, 1, 1, 0, 3, 0]
+
+
+def test_build_with_released_phrases_directory(video_tree, dictionary_file, tiny_model_dir, tmp_path):
+    names = load_class_names(str(dictionary_file))
+    released = tmp_path / "gpt3_verbs"
+    released.mkdir()
+    for name in names[1:]:
+        (released / f"{name}.txt").write_text(f"verb of {name}\n{name}\nshared verb\n", encoding="utf-8")
+    output_dir = tmp_path / "released_build"
+    argv = base_args(video_tree, dictionary_file, tiny_model_dir, output_dir, **{"--llm-phrases-dir": released})
+    record = build_text_bags.main(argv)
+    assert record["configs"] == ["dictionary_llm", "dictionary"]
+    for row in published_rows(output_dir):
+        if row["matched_text"] == names[0]:
+            assert row["llm_verbs"] == [] and row["text_bag"] == []
+        else:
+            # Released lines are taken verbatim; the bag drops the matched text itself.
+            assert row["llm_verbs"] == [f"verb of {row['matched_text']}", row["matched_text"], "shared verb"]
+            assert row["text_bag"] == [f"verb of {row['matched_text']}", "shared verb"]
+    assert set(record["llm_failures"]) <= {names[0]}
+
+
+def test_corpus_verbs_for_an_over_specified_dictionary(tmp_path):
+    captions = tmp_path / "captions.txt"
+    captions.write_text(
+        "a man is riding a horse\na woman rides a bike\n\nkids are swimming in a pool\na dog swims while a boy jumps\n",
+        encoding="utf-8",
+    )
+    output = tmp_path / "extra.txt"
+    verbs = extract_corpus_verbs.main(
+        ["--captions", str(captions), "--output", str(output), "--top-k", "3", "--min-count", "1", "--chunk-size", "2"]
+    )
+    assert verbs == ["ride", "swim", "jump"]  # 2, 2 (alphabetical tie) and 1 captions
+    assert output.read_text(encoding="utf-8").splitlines() == verbs
+    assert select_verbs(Counter({"ride": 3, "swim": 3, "run": 1}), 5, 2, exclude=["Swim"]) == ["ride"]
+    with pytest.raises(ValueError, match="top_k"):
+        select_verbs(Counter(), 0)
+
+
+def test_push_to_hub_uploads_only_the_published_files(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    from modeling_maxi.text_bags.publishing import publish_text_bags, push_text_bags_to_hub
+
+    calls = {}
+
+    class FakeApi:
+        def __init__(self, token=None):
+            calls["token"] = token
+
+        def create_repo(self, repo_id, **kwargs):
+            calls["create_repo"] = (repo_id, kwargs)
+
+        def upload_folder(self, **kwargs):
+            calls["upload_folder"] = kwargs
+            return "commit"
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    bags = Dataset.from_dict(
+        {
+            "video_id": ["a", "b"],
+            "video_path": ["a.mp4", "b.mp4"],
+            "matched_label": [0, 1],
+            "matched_text": ["run", "jump"],
+            "match_score": [0.3, 0.2],
+            "llm_verbs": [["run", "jog"], []],
+            "caption_verbs": [[], ["hop"]],
+        }
+    )
+    record = publish_text_bags(bags, tmp_path, {"parameters": {}, "stats": {}}, 0.5, ["dictionary_llm", "dictionary"])
+    assert record["stats"]["videos_published"] == 1 and record["stats"]["delta_p"] == 0.3
+    (tmp_path / "stages").mkdir()
+    assert push_text_bags_to_hub(tmp_path, "user/maxi-bags", private=True) == "commit"
+    assert calls["create_repo"] == ("user/maxi-bags", {"repo_type": "dataset", "private": True, "exist_ok": True})
+    upload = calls["upload_folder"]
+    assert upload["repo_type"] == "dataset" and upload["folder_path"] == str(tmp_path)
+    assert "README.md" in upload["allow_patterns"] and not any("stages" in p for p in upload["allow_patterns"])
+    with pytest.raises(ValueError, match="user/name"):
+        push_text_bags_to_hub(tmp_path, "no-slash")
