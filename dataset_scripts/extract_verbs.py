@@ -196,5 +196,10 @@ def main(argv: list[str] | None = None) -> list[str]:
     return extract_verbs_from_corpus(args)
 
 
+def cli() -> None:
+    """Console-script entry point: runs `main` on the command line (its return value stays in Python)."""
+    main()
+
+
 if __name__ == "__main__":
     main()

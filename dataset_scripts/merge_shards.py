@@ -108,5 +108,10 @@ def main(argv: list[str] | None = None) -> dict:
     return record
 
 
+def cli() -> None:
+    """Console-script entry point: runs `main` on the command line (its return value stays in Python)."""
+    main()
+
+
 if __name__ == "__main__":
     main()

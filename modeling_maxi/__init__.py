@@ -9,6 +9,7 @@ from transformers.pipelines import PIPELINE_REGISTRY
 
 from .configuration_maxi_video_clip import MaxiVideoCLIPConfig
 from .dictionaries import builtin_class_list_names, load_class_names, load_prompt_templates
+from .loss import LOSS_VARIANTS, class_prompt_cross_entropy, distributed_text_bag_loss, gather_features, mil_nce_loss
 from .modeling_maxi_video_clip import (
     MaxiVideoCLIPModel,
     MaxiVideoCLIPOutput,
@@ -46,6 +47,7 @@ def _register_with_transformers() -> None:
 _register_with_transformers()
 
 __all__ = [
+    "LOSS_VARIANTS",
     "MaxiVideoCLIPConfig",
     "MaxiVideoCLIPModel",
     "MaxiVideoCLIPOutput",
@@ -56,8 +58,12 @@ __all__ = [
     "available_backends",
     "average_keys_over_frames",
     "builtin_class_list_names",
+    "class_prompt_cross_entropy",
+    "distributed_text_bag_loss",
+    "gather_features",
     "load_class_names",
     "load_prompt_templates",
+    "mil_nce_loss",
     "patch_text_similarity",
     "pool_frame_embeddings",
     "read_video_frames",

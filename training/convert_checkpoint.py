@@ -131,5 +131,10 @@ def main(argv: list[str] | None = None) -> Path:
     return output_dir
 
 
+def cli() -> None:
+    """Console-script entry point: runs `main` on the command line (its return value stays in Python)."""
+    main()
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,551 @@
+"""Generate the toy action-video world used by the offline MAXI demo.
+
+Short clips of one object (several shapes, colours, textures) on a varied background, performing one action from a
+small dictionary of motion verbs. Clips are rendered with numpy and written as real H.264 mp4 files with PyAV, so the
+demo runs the same decoding path as real data. Everything is seeded: the same settings give the same world.
+
+Each frame carries its own motion cue, a short fading trail of the object's previous states (the toy analogue of motion
+blur and pose in real footage). A still-image model can therefore read the action from one frame if it ever learned the
+cue; the object-biased base model mostly did not (see ``training/pretrain_toy_base.py``).
+
+Output layout (``output_dir``)::
+
+    videos/train/train_00000.mp4 ...      unlabeled training clips (labels only in the split file, for evaluation)
+    videos/test/test_00000.mp4 ...        held-out clips
+    splits/train.txt, splits/test.txt     protocol format: ``videos/<split>/<name>.mp4 <label id>``
+    labels/actions.csv                    the action dictionary (``id,name``)
+    labels/actions_heldout.csv            held-out phrasings of the same classes (``id,name``)
+    world.json                            settings, settings hash and per-clip scene specs
+
+Usage::
+
+    python -m dataset_scripts.toy_world --output_dir toy_world --num_train 600 --num_test 300
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm.auto import tqdm
+
+logger = logging.getLogger(__name__)
+
+TOY_ACTION_DICTIONARY: tuple[str, ...] = (
+    "moving left",
+    "moving right",
+    "moving up",
+    "moving down",
+    "growing",
+    "shrinking",
+    "spinning",
+    "blinking",
+    "bouncing",
+    "shaking",
+)
+TOY_SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "diamond", "cross", "star")
+TOY_COLORS: dict[str, tuple[int, int, int]] = {
+    "red": (220, 40, 40),
+    "green": (40, 185, 60),
+    "blue": (50, 90, 235),
+    "yellow": (240, 215, 40),
+    "purple": (155, 60, 205),
+    "orange": (250, 140, 30),
+    "white": (240, 240, 240),
+}
+TOY_TEXTURES: tuple[str, ...] = ("plain", "striped", "dotted", "checkered")
+TOY_BACKGROUNDS: tuple[str, ...] = ("black", "gray", "sand", "grass", "sky", "brick")
+WORLD_FORMAT_VERSION = 1
+
+
+@dataclass
+class ToyWorldConfig:
+    """Settings of a generated toy world.
+
+    Args:
+        seed: master seed; the train and test splits use independent streams derived from it.
+        num_train: number of unlabeled training clips.
+        num_test: number of held-out evaluation clips.
+        num_frames: frames per clip.
+        frame_size: height and width of the square frames, in pixels (32-256).
+        fps: frame rate written into the mp4 files.
+        trail_length: number of fading ghost copies drawn behind the object (the per-frame motion cue; 0 disables).
+        trail_spacing: time between ghosts, in frames.
+        trail_opacity: opacity of the most recent ghost (later ones fade linearly).
+        noise_std: standard deviation of the per-pixel sensor noise (0-255 scale).
+        crf: H.264 constant rate factor (lower = higher quality).
+    """
+
+    seed: int = field(default=0, metadata={"help": "Master seed of the world."})
+    num_train: int = field(default=600, metadata={"help": "Number of unlabeled training clips."})
+    num_test: int = field(default=300, metadata={"help": "Number of held-out evaluation clips."})
+    num_frames: int = field(default=16, metadata={"help": "Frames per clip."})
+    frame_size: int = field(default=64, metadata={"help": "Frame height and width in pixels."})
+    fps: int = field(default=8, metadata={"help": "Frame rate of the written mp4 files."})
+    trail_length: int = field(default=3, metadata={"help": "Ghost copies in the motion trail (0 disables it)."})
+    trail_spacing: float = field(default=2.0, metadata={"help": "Frames between two ghost copies."})
+    trail_opacity: float = field(default=0.5, metadata={"help": "Opacity of the most recent ghost."})
+    noise_std: float = field(default=4.0, metadata={"help": "Per-pixel sensor noise standard deviation."})
+    crf: int = field(default=18, metadata={"help": "H.264 constant rate factor."})
+    object_scale: float = field(default=1.0, metadata={"help": "Multiplier of the object radius (7-10 px at 64 px)."})
+
+    def __post_init__(self):
+        for name in ("num_train", "num_test"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"`{name}` must be a non-negative integer, got {value!r}.")
+        if self.num_train + self.num_test == 0:
+            raise ValueError("`num_train` and `num_test` are both 0: the world would be empty.")
+        if not isinstance(self.num_frames, int) or self.num_frames < 2:
+            raise ValueError(f"`num_frames` must be an integer >= 2, got {self.num_frames!r}.")
+        if not isinstance(self.frame_size, int) or not 32 <= self.frame_size <= 256 or self.frame_size % 2:
+            raise ValueError(f"`frame_size` must be an even integer in [32, 256], got {self.frame_size!r}.")
+        if not isinstance(self.fps, int) or self.fps <= 0:
+            raise ValueError(f"`fps` must be a positive integer, got {self.fps!r}.")
+        if not isinstance(self.trail_length, int) or self.trail_length < 0:
+            raise ValueError(f"`trail_length` must be a non-negative integer, got {self.trail_length!r}.")
+        if self.trail_spacing <= 0:
+            raise ValueError(f"`trail_spacing` must be positive, got {self.trail_spacing!r}.")
+        if not 0.0 <= self.trail_opacity <= 1.0:
+            raise ValueError(f"`trail_opacity` must be in [0, 1], got {self.trail_opacity!r}.")
+        if self.noise_std < 0:
+            raise ValueError(f"`noise_std` must be non-negative, got {self.noise_std!r}.")
+        if not 0.5 <= self.object_scale <= 1.5:
+            raise ValueError(f"`object_scale` must be in [0.5, 1.5], got {self.object_scale!r}.")
+        if not isinstance(self.crf, int) or not 0 <= self.crf <= 51:
+            raise ValueError(f"`crf` must be an integer in [0, 51], got {self.crf!r}.")
+
+    def settings_hash(self) -> str:
+        """Short hash of every setting (and the generator version): a cached world is reused only if it matches."""
+        payload = json.dumps({"version": WORLD_FORMAT_VERSION, **dataclasses.asdict(self)}, sort_keys=True)
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass
+class ClipSpec:
+    """Everything needed to render one clip. Lengths are in pixels at `frame_size`, angles in radians."""
+
+    action: str
+    shape: str
+    color: str
+    texture: str
+    background: str
+    start_x: float
+    start_y: float
+    radius: float
+    velocity_x: float = 0.0
+    velocity_y: float = 0.0
+    rotation: float = 0.0
+    angular_velocity: float = 0.0
+    scale_start: float = 1.0
+    scale_end: float = 1.0
+    blink_period: float = 4.0
+    blink_phase: float = 0.0
+    amplitude: float = 0.0
+    frequency: float = 0.0
+    phase: float = 0.0
+    background_seed: int = 0
+    brightness: float = 1.0
+
+    def __post_init__(self):
+        if self.action not in TOY_ACTION_DICTIONARY:
+            raise ValueError(f"Unknown action {self.action!r}; expected one of {TOY_ACTION_DICTIONARY}.")
+        if self.shape not in TOY_SHAPES:
+            raise ValueError(f"Unknown shape {self.shape!r}; expected one of {TOY_SHAPES}.")
+        if self.color not in TOY_COLORS:
+            raise ValueError(f"Unknown colour {self.color!r}; expected one of {sorted(TOY_COLORS)}.")
+        if self.texture not in TOY_TEXTURES:
+            raise ValueError(f"Unknown texture {self.texture!r}; expected one of {TOY_TEXTURES}.")
+        if self.background not in TOY_BACKGROUNDS:
+            raise ValueError(f"Unknown background {self.background!r}; expected one of {TOY_BACKGROUNDS}.")
+        if self.radius <= 0:
+            raise ValueError(f"`radius` must be positive, got {self.radius!r}.")
+
+
+@dataclass
+class ObjectState:
+    """Where and how the object is drawn at one (possibly fractional) time."""
+
+    x: float
+    y: float
+    radius: float
+    rotation: float
+    visible: float
+
+
+def sample_clip_spec(
+    rng: np.random.Generator, action: str, frame_size: int, num_frames: int, object_scale: float = 1.0
+) -> ClipSpec:
+    """Draw a random scene for `action` (shape, colour, texture, background, start and motion parameters)."""
+    if action not in TOY_ACTION_DICTIONARY:
+        raise ValueError(f"Unknown action {action!r}; expected one of {TOY_ACTION_DICTIONARY}.")
+    unit = frame_size / 64.0
+    duration = max(num_frames - 1, 1)
+    shape = TOY_SHAPES[rng.integers(len(TOY_SHAPES))]
+    color = list(TOY_COLORS)[rng.integers(len(TOY_COLORS))]
+    texture = TOY_TEXTURES[rng.integers(len(TOY_TEXTURES))]
+    if action == "spinning" and shape == "circle" and texture == "plain":
+        # A plain disc looks identical at every angle: give it stripes so the rotation is visible.
+        texture = "striped"
+    background = TOY_BACKGROUNDS[rng.integers(len(TOY_BACKGROUNDS))]
+    radius = float(rng.uniform(7.0, 10.0) * unit * object_scale)
+    margin = radius * 1.3 + 2 * unit  # shapes reach 1.26 radii from their centre
+    low, high = margin, frame_size - margin
+    spec = {
+        "action": action,
+        "shape": shape,
+        "color": color,
+        "texture": texture,
+        "background": background,
+        "radius": radius,
+        "rotation": float(rng.uniform(0, 2 * math.pi)),
+        "background_seed": int(rng.integers(2**31 - 1)),
+        "brightness": float(rng.uniform(0.85, 1.1)),
+    }
+    center_x = float(rng.uniform(low, high))
+    center_y = float(rng.uniform(low, high))
+    if action in ("moving left", "moving right", "moving up", "moving down"):
+        distance = float(rng.uniform(0.35, 0.5) * frame_size)
+        distance = min(distance, high - low)
+        sign = -1.0 if action in ("moving left", "moving up") else 1.0
+        start = float(rng.uniform(low, high - distance)) if sign > 0 else float(rng.uniform(low + distance, high))
+        along = sign * distance / duration
+        if action in ("moving left", "moving right"):
+            spec.update(start_x=start, start_y=center_y, velocity_x=along)
+        else:
+            spec.update(start_x=center_x, start_y=start, velocity_y=along)
+    elif action in ("growing", "shrinking"):
+        small, large = float(rng.uniform(0.45, 0.6)), float(rng.uniform(1.35, 1.6))
+        large = min(large, (frame_size / 2 - 2 * unit) / (1.3 * radius))  # big objects must still fit the frame
+        margin_large = radius * large * 1.3 + unit
+        center_x = float(rng.uniform(margin_large, frame_size - margin_large))
+        center_y = float(rng.uniform(margin_large, frame_size - margin_large))
+        scale_start, scale_end = (small, large) if action == "growing" else (large, small)
+        spec.update(start_x=center_x, start_y=center_y, scale_start=scale_start, scale_end=scale_end)
+    elif action == "spinning":
+        speed = float(rng.uniform(0.3, 0.45)) * (1 if rng.random() < 0.5 else -1)
+        spec.update(start_x=center_x, start_y=center_y, angular_velocity=speed)
+    elif action == "blinking":
+        spec.update(
+            start_x=center_x,
+            start_y=center_y,
+            blink_period=float(rng.choice([4.0, 6.0])),
+            blink_phase=float(rng.uniform(0, 1)),
+        )
+    elif action == "bouncing":
+        amplitude = min(float(rng.uniform(0.25, 0.35) * frame_size), high - low)
+        floor = float(rng.uniform(low + amplitude, high))
+        drift = float(rng.uniform(-0.15, 0.15) * frame_size / duration)
+        spec.update(
+            start_x=float(np.clip(center_x, low + 0.15 * frame_size, high - 0.15 * frame_size)),
+            start_y=floor,
+            velocity_x=drift,
+            amplitude=amplitude,
+            frequency=float(rng.uniform(1.5, 2.5)) / duration,
+            phase=float(rng.uniform(0, 1)),
+        )
+    else:  # shaking
+        amplitude = float(rng.uniform(3.0, 5.0) * unit)
+        spec.update(
+            start_x=float(np.clip(center_x, low + amplitude, high - amplitude)),
+            start_y=center_y,
+            amplitude=amplitude,
+            frequency=float(rng.uniform(0.2, 0.3)),  # 3-5 frames per shake: visible at every sampling
+            phase=float(rng.uniform(0, 1)),
+        )
+    return ClipSpec(**spec)
+
+
+def object_state(spec: ClipSpec, time: float, num_frames: int) -> ObjectState:
+    """State of the object at `time` (in frames; values outside the clip extrapolate the motion, for trails)."""
+    duration = max(num_frames - 1, 1)
+    x = spec.start_x + spec.velocity_x * time
+    y = spec.start_y + spec.velocity_y * time
+    radius = spec.radius
+    rotation = spec.rotation + spec.angular_velocity * time
+    visible = 1.0
+    if spec.action in ("growing", "shrinking"):
+        progress = time / duration
+        radius = spec.radius * max(spec.scale_start + (spec.scale_end - spec.scale_start) * progress, 0.2)
+    elif spec.action == "blinking":
+        cycle = (time / spec.blink_period + spec.blink_phase) % 1.0
+        visible = 1.0 if cycle < 0.5 else 0.0
+    elif spec.action == "bouncing":
+        y = spec.start_y - spec.amplitude * abs(math.sin(math.pi * (spec.frequency * time + spec.phase)))
+    elif spec.action == "shaking":
+        x = spec.start_x + spec.amplitude * math.sin(2 * math.pi * (spec.frequency * time + spec.phase))
+    return ObjectState(x=x, y=y, radius=radius, rotation=rotation, visible=visible)
+
+
+def _shape_distance(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Approximate signed distance (in radius units; negative inside) to a unit-sized shape."""
+    if shape == "circle":
+        return np.sqrt(u**2 + v**2) - 1.0
+    if shape == "square":
+        return np.maximum(np.abs(u), np.abs(v)) - 0.82
+    if shape == "diamond":
+        return (np.abs(u) + np.abs(v) - 1.15) / math.sqrt(2)
+    if shape == "triangle":
+        # Pointing towards negative v ("up" in image coordinates), centroid at the origin.
+        return np.maximum(v - 0.55, (math.sqrt(3) * np.abs(u) - v) / 2 - 0.55)
+    if shape == "cross":
+        arm_a = np.maximum(np.abs(u) - 0.33, np.abs(v) - 1.0)
+        arm_b = np.maximum(np.abs(u) - 1.0, np.abs(v) - 0.33)
+        return np.minimum(arm_a, arm_b)
+    if shape == "star":
+        rho = np.sqrt(u**2 + v**2)
+        theta = np.arctan2(v, u)
+        return (rho - (0.62 + 0.45 * np.cos(5 * theta))) * 0.6
+    raise ValueError(f"Unknown shape {shape!r}; expected one of {TOY_SHAPES}.")
+
+
+def _texture_mask(texture: str, u: np.ndarray, v: np.ndarray, radius: float) -> np.ndarray:
+    """Boolean mask of the darker texture pixels, in object coordinates (so textures rotate with the object)."""
+    if texture == "plain":
+        return np.zeros(u.shape, dtype=bool)
+    period = 0.7
+    if texture == "striped":
+        return np.floor(u / (period / 2)) % 2 == 0
+    if texture == "checkered":
+        return (np.floor(u / (period / 2)) + np.floor(v / (period / 2))) % 2 == 0
+    if texture == "dotted":
+        du = (u / period) % 1.0 - 0.5
+        dv = (v / period) % 1.0 - 0.5
+        return du**2 + dv**2 < 0.07
+    raise ValueError(f"Unknown texture {texture!r}; expected one of {TOY_TEXTURES}.")
+
+
+def render_background(name: str, size: int, seed: int) -> np.ndarray:
+    """A (size, size, 3) float background in [0, 255] for one of `TOY_BACKGROUNDS`."""
+    rng = np.random.default_rng(seed)
+    rows, cols = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    if name == "black":
+        base = np.full((size, size, 3), 22.0, dtype=np.float32)
+    elif name == "gray":
+        base = np.full((size, size, 3), 118.0, dtype=np.float32) + 10.0 * cols[..., None]
+    elif name == "sand":
+        base = np.array([200.0, 178.0, 135.0], dtype=np.float32) + rng.normal(0, 10, (size, size, 1)).astype(np.float32)
+    elif name == "grass":
+        base = np.array([45.0, 95.0, 40.0], dtype=np.float32) + rng.normal(0, 12, (size, size, 1)).astype(np.float32)
+    elif name == "sky":
+        top, bottom = np.array([80.0, 130.0, 200.0]), np.array([175.0, 205.0, 235.0])
+        base = (top + (bottom - top) * rows[..., None]).astype(np.float32)
+    elif name == "brick":
+        brick = np.array([135.0, 62.0, 50.0], dtype=np.float32)
+        mortar = np.array([190.0, 180.0, 170.0], dtype=np.float32)
+        row_height = size / 8
+        offset = (np.floor(rows * size / row_height) % 2) * 0.5
+        horizontal = (rows * size) % row_height < max(size / 64, 1)
+        vertical = ((cols * 4 + offset) % 1.0) * size / 4 < max(size / 64, 1)
+        base = np.where((horizontal | vertical)[..., None], mortar, brick).astype(np.float32)
+    else:
+        raise ValueError(f"Unknown background {name!r}; expected one of {TOY_BACKGROUNDS}.")
+    return np.clip(base, 0, 255)
+
+
+def _draw_object(canvas: np.ndarray, spec: ClipSpec, state: ObjectState, opacity: float, grid: tuple) -> None:
+    if opacity <= 0 or state.visible <= 0:
+        return
+    size = canvas.shape[0]
+    # Every shape fits in a disc of 1.3 radii: draw only inside its bounding box.
+    extent = 1.3 * state.radius + 2.0
+    top, bottom = max(int(state.y - extent), 0), min(int(math.ceil(state.y + extent)) + 1, size)
+    left, right = max(int(state.x - extent), 0), min(int(math.ceil(state.x + extent)) + 1, size)
+    if top >= bottom or left >= right:
+        return
+    rows, cols = grid[0][top:bottom, left:right], grid[1][top:bottom, left:right]
+    cos_r, sin_r = math.cos(state.rotation), math.sin(state.rotation)
+    dx, dy = cols - state.x, rows - state.y
+    u = (cos_r * dx + sin_r * dy) / state.radius
+    v = (-sin_r * dx + cos_r * dy) / state.radius
+    distance = _shape_distance(spec.shape, u, v) * state.radius
+    coverage = np.clip(0.5 - distance, 0.0, 1.0) * (opacity * state.visible)
+    if not coverage.any():
+        return
+    color = np.asarray(TOY_COLORS[spec.color], dtype=np.float32)
+    pattern = _texture_mask(spec.texture, u, v, state.radius)
+    fill = np.where(pattern[..., None], color * 0.45, color)
+    alpha = coverage[..., None]
+    region = canvas[top:bottom, left:right]
+    region *= 1.0 - alpha
+    region += alpha * fill
+
+
+def render_frame(
+    spec: ClipSpec, time: float, config: ToyWorldConfig, background: np.ndarray | None = None
+) -> np.ndarray:
+    """Render the frame at `time` (in frames) as uint8 (H, W, 3) RGB, trail and sensor noise included."""
+    size = config.frame_size
+    if background is None:
+        background = render_background(spec.background, size, spec.background_seed)
+    canvas = background.copy()
+    grid = tuple(np.mgrid[0:size, 0:size].astype(np.float32) + 0.5)
+    for ghost in range(config.trail_length, 0, -1):
+        opacity = config.trail_opacity * (1.0 - (ghost - 1) / config.trail_length)
+        past = object_state(spec, time - ghost * config.trail_spacing, config.num_frames)
+        _draw_object(canvas, spec, past, opacity, grid)
+    _draw_object(canvas, spec, object_state(spec, time, config.num_frames), 1.0, grid)
+    canvas *= spec.brightness
+    if config.noise_std > 0:
+        noise_rng = np.random.default_rng([spec.background_seed, int(round(time * 1000)) % (2**31)])
+        canvas += noise_rng.normal(0.0, config.noise_std, canvas.shape).astype(np.float32)
+    return np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
+
+
+def render_clip(spec: ClipSpec, config: ToyWorldConfig) -> np.ndarray:
+    """All frames of a clip as uint8 (T, H, W, 3) RGB."""
+    background = render_background(spec.background, config.frame_size, spec.background_seed)
+    return np.stack([render_frame(spec, t, config, background) for t in range(config.num_frames)])
+
+
+def frame_attributes(spec: ClipSpec, time: float, config: ToyWorldConfig) -> dict[str, str]:
+    """Caption-ready words for the frame at `time`: colour, shape, texture, background, position, size, action."""
+    state = object_state(spec, time, config.num_frames)
+    third = config.frame_size / 3
+    horizontal = "left" if state.x < third else ("right" if state.x > 2 * third else "center")
+    vertical = "top" if state.y < third else ("bottom" if state.y > 2 * third else "middle")
+    relative = state.radius / config.frame_size
+    size = "small" if relative < 0.11 else ("large" if relative > 0.16 else "medium")
+    return {
+        "color": spec.color,
+        "shape": spec.shape,
+        "texture": spec.texture,
+        "background": spec.background,
+        "horizontal": horizontal,
+        "vertical": vertical,
+        "size": size,
+        "action": spec.action,
+        "visible": "yes" if state.visible > 0 else "no",
+    }
+
+
+def write_mp4(path: str, frames: np.ndarray, fps: int = 8, crf: int = 18) -> str:
+    """Write uint8 (T, H, W, 3) RGB frames as an H.264 mp4 with PyAV."""
+    import av
+
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"`frames` must be uint8 (T, H, W, 3), got {frames.dtype} {tuple(frames.shape)}.")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with av.open(path, mode="w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": str(crf), "preset": "veryfast", "tune": "zerolatency"}
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def sample_split_specs(config: ToyWorldConfig, split: str) -> list[ClipSpec]:
+    """Scene specs of one split: classes balanced (round-robin over the dictionary, then shuffled), seeded."""
+    if split not in ("train", "test"):
+        raise ValueError(f"`split` must be 'train' or 'test', got {split!r}.")
+    count = config.num_train if split == "train" else config.num_test
+    rng = np.random.default_rng([config.seed, 0 if split == "train" else 1])
+    actions = [TOY_ACTION_DICTIONARY[i % len(TOY_ACTION_DICTIONARY)] for i in range(count)]
+    order = rng.permutation(count)
+    return [sample_clip_spec(rng, actions[i], config.frame_size, config.num_frames, config.object_scale) for i in order]
+
+
+def _write_class_file(path: str, names: list[str]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "name"])
+        writer.writerows(enumerate(names))
+
+
+def generate_toy_world(
+    output_dir: str | os.PathLike, config: ToyWorldConfig | None = None, force: bool = False
+) -> dict:
+    """Generate (or reuse) a toy world in `output_dir`; returns the manifest stored in ``world.json``.
+
+    A world already present with the same settings hash is reused unless `force`; a different one is an error, so a
+    cached world is never silently mixed with new settings.
+    """
+    from dataset_scripts.toy_phrase_table import heldout_class_names
+
+    config = config or ToyWorldConfig()
+    output_dir = os.fspath(output_dir)
+    manifest_path = os.path.join(output_dir, "world.json")
+    settings_hash = config.settings_hash()
+    if os.path.isfile(manifest_path) and not force:
+        with open(manifest_path, encoding="utf-8") as handle:
+            manifest = json.load(handle)
+        if manifest.get("settings_hash") == settings_hash:
+            logger.info("Reusing the toy world in %s (settings hash %s)", output_dir, settings_hash)
+            return manifest
+        raise FileExistsError(
+            f"'{output_dir}' holds a toy world with settings hash {manifest.get('settings_hash')!r}, not "
+            f"{settings_hash!r}; choose another `output_dir` or pass `force=True` to overwrite it."
+        )
+    os.makedirs(os.path.join(output_dir, "splits"), exist_ok=True)
+    os.makedirs(os.path.join(output_dir, "labels"), exist_ok=True)
+    _write_class_file(os.path.join(output_dir, "labels", "actions.csv"), list(TOY_ACTION_DICTIONARY))
+    _write_class_file(os.path.join(output_dir, "labels", "actions_heldout.csv"), heldout_class_names())
+    manifest = {"settings_hash": settings_hash, "config": dataclasses.asdict(config), "splits": {}}
+    for split in ("train", "test"):
+        specs = sample_split_specs(config, split)
+        lines, records = [], []
+        for index, spec in enumerate(tqdm(specs, desc=f"Rendering toy {split} clips", disable=not specs)):
+            relative = f"videos/{split}/{split}_{index:05d}.mp4"
+            write_mp4(os.path.join(output_dir, relative), render_clip(spec, config), config.fps, config.crf)
+            label = TOY_ACTION_DICTIONARY.index(spec.action)
+            lines.append(f"{relative} {label}\n")
+            records.append({"path": relative, "label": label, "spec": dataclasses.asdict(spec)})
+        with open(os.path.join(output_dir, "splits", f"{split}.txt"), "w", encoding="utf-8") as handle:
+            handle.writelines(lines)
+        manifest["splits"][split] = records
+    # Written last: its presence marks a complete world.
+    with open(manifest_path, "w", encoding="utf-8") as handle:
+        json.dump(manifest, handle, indent=1)
+    logger.info("Wrote %d train and %d test clips to %s", config.num_train, config.num_test, output_dir)
+    return manifest
+
+
+def load_world_specs(output_dir: str | os.PathLike, split: str) -> list[tuple[str, int, ClipSpec]]:
+    """(relative path, label id, spec) for every clip of `split` of a generated world."""
+    manifest_path = os.path.join(os.fspath(output_dir), "world.json")
+    if not os.path.isfile(manifest_path):
+        raise FileNotFoundError(f"No toy world at '{output_dir}' (missing world.json); run generate_toy_world first.")
+    with open(manifest_path, encoding="utf-8") as handle:
+        manifest = json.load(handle)
+    if split not in manifest["splits"]:
+        raise ValueError(f"`split` must be one of {sorted(manifest['splits'])}, got {split!r}.")
+    return [(r["path"], r["label"], ClipSpec(**r["spec"])) for r in manifest["splits"][split]]
+
+
+@dataclass
+class ToyWorldArguments:
+    output_dir: str = field(default="toy_world", metadata={"help": "Where to write the world."})
+    force: bool = field(default=False, metadata={"help": "Overwrite a world generated with other settings."})
+
+
+def main(argv: list[str] | None = None) -> dict:
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser((ToyWorldArguments, ToyWorldConfig))
+    if argv is None and len(sys.argv) == 2 and sys.argv[1].endswith((".json", ".yaml", ".yml")):
+        args, config = (
+            parser.parse_yaml_file(sys.argv[1])
+            if not sys.argv[1].endswith(".json")
+            else (parser.parse_json_file(sys.argv[1]))
+        )
+    else:
+        args, config = parser.parse_args_into_dataclasses(args=argv)
+    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
+    return generate_toy_world(args.output_dir, config, force=args.force)
+
+
+if __name__ == "__main__":
+    main()
