@@ -63,6 +63,20 @@ TOY_COLORS: dict[str, tuple[int, int, int]] = {
 }
 TOY_TEXTURES: tuple[str, ...] = ("plain", "striped", "dotted", "checkered")
 TOY_BACKGROUNDS: tuple[str, ...] = ("black", "gray", "sand", "grass", "sky", "brick")
+# Typical scene (background, colour) of each action, used with probability `context_bias`: the toy analogue of
+# real footage where the scene hints at the action (swimming in pools), which image-text models pick up.
+TOY_ACTION_CONTEXT: dict[str, tuple[str, str]] = {
+    "moving left": ("black", "red"),
+    "moving right": ("black", "green"),
+    "moving up": ("sky", "white"),
+    "moving down": ("sky", "purple"),
+    "growing": ("grass", "yellow"),
+    "shrinking": ("grass", "blue"),
+    "spinning": ("brick", "orange"),
+    "blinking": ("gray", "white"),
+    "bouncing": ("sand", "red"),
+    "shaking": ("sand", "green"),
+}
 WORLD_FORMAT_VERSION = 1
 
 
@@ -95,6 +109,9 @@ class ToyWorldConfig:
     trail_opacity: float = field(default=0.5, metadata={"help": "Opacity of the most recent ghost."})
     noise_std: float = field(default=4.0, metadata={"help": "Per-pixel sensor noise standard deviation."})
     crf: int = field(default=18, metadata={"help": "H.264 constant rate factor."})
+    context_bias: float = field(
+        default=0.0, metadata={"help": "Probability that a clip uses its action's typical background and colour."}
+    )
     object_scale: float = field(default=1.0, metadata={"help": "Multiplier of the object radius (7-10 px at 64 px)."})
 
     def __post_init__(self):
@@ -118,6 +135,8 @@ class ToyWorldConfig:
             raise ValueError(f"`trail_opacity` must be in [0, 1], got {self.trail_opacity!r}.")
         if self.noise_std < 0:
             raise ValueError(f"`noise_std` must be non-negative, got {self.noise_std!r}.")
+        if not 0.0 <= self.context_bias <= 1.0:
+            raise ValueError(f"`context_bias` must be in [0, 1], got {self.context_bias!r}.")
         if not 0.5 <= self.object_scale <= 1.5:
             raise ValueError(f"`object_scale` must be in [0.5, 1.5], got {self.object_scale!r}.")
         if not isinstance(self.crf, int) or not 0 <= self.crf <= 51:
@@ -182,7 +201,12 @@ class ObjectState:
 
 
 def sample_clip_spec(
-    rng: np.random.Generator, action: str, frame_size: int, num_frames: int, object_scale: float = 1.0
+    rng: np.random.Generator,
+    action: str,
+    frame_size: int,
+    num_frames: int,
+    object_scale: float = 1.0,
+    context_bias: float = 0.0,
 ) -> ClipSpec:
     """Draw a random scene for `action` (shape, colour, texture, background, start and motion parameters)."""
     if action not in TOY_ACTION_DICTIONARY:
@@ -196,6 +220,8 @@ def sample_clip_spec(
         # A plain disc looks identical at every angle: give it stripes so the rotation is visible.
         texture = "striped"
     background = TOY_BACKGROUNDS[rng.integers(len(TOY_BACKGROUNDS))]
+    if context_bias > 0 and rng.random() < context_bias:
+        background, color = TOY_ACTION_CONTEXT[action]
     radius = float(rng.uniform(7.0, 10.0) * unit * object_scale)
     margin = radius * 1.3 + 2 * unit  # shapes reach 1.26 radii from their centre
     low, high = margin, frame_size - margin
@@ -455,7 +481,12 @@ def sample_split_specs(config: ToyWorldConfig, split: str) -> list[ClipSpec]:
     rng = np.random.default_rng([config.seed, 0 if split == "train" else 1])
     actions = [TOY_ACTION_DICTIONARY[i % len(TOY_ACTION_DICTIONARY)] for i in range(count)]
     order = rng.permutation(count)
-    return [sample_clip_spec(rng, actions[i], config.frame_size, config.num_frames, config.object_scale) for i in order]
+    return [
+        sample_clip_spec(
+            rng, actions[i], config.frame_size, config.num_frames, config.object_scale, config.context_bias
+        )
+        for i in order
+    ]
 
 
 def _write_class_file(path: str, names: list[str]) -> None:

@@ -24,7 +24,6 @@ import os
 from transformers import CLIPTokenizer
 from transformers.utils import logging
 
-
 logger = logging.get_logger(__name__)
 
 MERGES_FILENAME = "bpe_simple_vocab_16e6.txt.gz"
@@ -70,8 +69,8 @@ def default_merges_path() -> str:
 def _load_vocab_and_merges(merges_path: str) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
     with gzip.open(merges_path, "rt", encoding="utf-8") as handle:
         lines = handle.read().split("\n")
-    # The first line is a "#version" header.
-    raw_merges = lines[1 : NUM_MERGES + 1]
+    # The first line is a "#version" header; CLIP uses the first NUM_MERGES merges after it.
+    raw_merges = [line for line in lines[1 : NUM_MERGES + 1] if line.strip()]
     if len(raw_merges) != NUM_MERGES:
         raise ValueError(f"'{merges_path}' holds {len(raw_merges)} merges, CLIP needs {NUM_MERGES}.")
     merges = []
@@ -106,7 +105,9 @@ def build_offline_clip_tokenizer(merges_path: str | os.PathLike | None = None) -
     merges, tokens = _load_vocab_and_merges(os.path.abspath(merges_path))
     vocab = {token: index for index, token in enumerate(tokens)}
     if len(vocab) != CLIP_VOCAB_SIZE:
-        raise ValueError(f"Rebuilt vocabulary from '{merges_path}' has {len(vocab)} entries, expected {CLIP_VOCAB_SIZE}.")
+        raise ValueError(
+            f"Rebuilt vocabulary from '{merges_path}' has {len(vocab)} entries, expected {CLIP_VOCAB_SIZE}."
+        )
     logger.debug("Built the offline CLIP tokenizer from %s", merges_path)
     return CLIPTokenizer(
         vocab=vocab,

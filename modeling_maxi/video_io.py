@@ -5,7 +5,8 @@ Three decoding backends are supported, tried in this order by ``backend="auto"``
 - ``"decord"``: seeks to the nearest keyframe of every requested frame (``VideoReader.get_batch``) in mp4/mov and
   mkv/webm files, reads AVI files sequentially, and declines other containers (its seeking returns wrong frames
   there).
-- ``"torchcodec"``: used only when the package imports *and* its FFmpeg libraries load.
+- ``"torchcodec"``: used only when the package imports *and* its FFmpeg libraries load; takes mp4/mov and
+  mkv/webm files (it returns wrong frames for AVI and MPEG-TS) and declines the others.
 - ``"pyav"``: always available (PyAV is a hard dependency). Demuxes the file once without decoding to count the
   frames and find the keyframes. In containers with real presentation timestamps (mp4/mov, mkv/webm, mpeg-ts) it
   then decodes only from the keyframe before each requested frame, seeking forward when a later keyframe is
@@ -73,6 +74,10 @@ class VideoDecodeError(RuntimeError):
     def __reduce__(self):
         # Keeps the exception picklable (e.g. raised inside a DataLoader worker process).
         return (type(self), (self.path, self.backend, self.reason, self.attempts))
+
+
+class _BackendDeclined(VideoDecodeError):
+    """A backend refuses a file it is known to decode wrongly; ``backend="auto"`` moves on without a warning."""
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -194,9 +199,12 @@ def _probe_decord() -> None:
 
 
 def _probe_torchcodec() -> None:
-    # Importing the decoders loads torchcodec's FFmpeg-linked core library; this is what fails (ImportError,
-    # OSError or RuntimeError depending on the version) when no compatible FFmpeg is installed.
+    # Older torchcodec releases fail at import (ImportError, OSError or RuntimeError) when no compatible FFmpeg
+    # shared libraries load; newer ones import fine and set `ffmpeg_major_version` to None instead.
+    torchcodec = importlib.import_module("torchcodec")
     importlib.import_module("torchcodec.decoders")
+    if hasattr(torchcodec, "ffmpeg_major_version") and torchcodec.ffmpeg_major_version is None:
+        raise RuntimeError("torchcodec is installed but could not load any FFmpeg shared libraries")
 
 
 def _probe_pyav() -> None:
@@ -247,7 +255,7 @@ def _read_decord(path: str, pick: _IndexPicker) -> np.ndarray:
     # reads AVI sequentially, and refuses everything else so that backend="auto" moves on to the next backend.
     family = _container_family(path)
     if family is None:
-        raise VideoDecodeError(path, "decord", "not an mp4/mov, mkv/webm or avi file; decord is not reliable here")
+        raise _BackendDeclined(path, "decord", "not an mp4/mov, mkv/webm or avi file; decord is not reliable here")
     try:
         reader = decord.VideoReader(path, ctx=decord.cpu(0))
         total = len(reader)
@@ -286,6 +294,10 @@ def _decord_to_numpy(batch) -> np.ndarray:
 def _read_torchcodec(path: str, pick: _IndexPicker) -> np.ndarray:
     from torchcodec.decoders import VideoDecoder
 
+    # Measured like decord: torchcodec returns wrong frames (or fails) for AVI and MPEG-TS files, so it only
+    # takes the containers where its seeking is exact.
+    if _container_family(path) not in ("isobmff", "matroska"):
+        raise _BackendDeclined(path, "torchcodec", "not an mp4/mov or mkv/webm file; torchcodec is not reliable here")
     try:
         # "exact" scans the file once, so the frame count does not depend on container metadata.
         decoder = VideoDecoder(path, dimension_order="NHWC", seek_mode="exact")
@@ -497,14 +509,17 @@ def read_video_frames(
         return sample_frame_indices(total, num_frames, strategy, training, generator)
 
     attempts: dict[str, str] = {}
+    failures: dict[str, str] = {}  # attempts minus the files a backend declined by design
     for name in candidates:
         try:
             frames = _READERS[name](path, pick)
         except VideoDecodeError as exc:
             attempts[name] = exc.reason
+            if not isinstance(exc, _BackendDeclined):
+                failures[name] = exc.reason
             logger.debug("backend %r failed on %s: %s", name, path, exc.reason)
             continue
-        if attempts:
-            logger.warning("decoded %s with backend %r after failures: %s", path, name, attempts)
+        if failures:
+            logger.warning("decoded %s with backend %r after failures: %s", path, name, failures)
         return frames
     raise VideoDecodeError(path, candidates[-1], attempts[candidates[-1]], attempts)

@@ -1,0 +1,338 @@
+"""Tests of the toy action world, its phrase table and the toy base-model pretraining."""
+
+import dataclasses
+import os
+import re
+
+import av
+import numpy as np
+import pytest
+
+from dataset_scripts.toy_phrase_table import (
+    TOY_HELDOUT_PHRASINGS,
+    TOY_PHRASE_TABLE,
+    describe_action,
+    heldout_class_names,
+    phrases_for_action,
+)
+from dataset_scripts.toy_world import (
+    TOY_ACTION_DICTIONARY,
+    ClipSpec,
+    ToyWorldConfig,
+    frame_attributes,
+    generate_toy_world,
+    load_world_specs,
+    object_state,
+    render_clip,
+    sample_clip_spec,
+    sample_split_specs,
+)
+
+SMALL = {"num_train": 10, "num_test": 10, "num_frames": 6, "frame_size": 32}
+
+
+def _decode(path):
+    with av.open(path) as container:
+        return np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
+
+
+@pytest.fixture(scope="module")
+def small_world(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("toy_world")
+    config = ToyWorldConfig(seed=3, **SMALL)
+    manifest = generate_toy_world(directory, config)
+    return directory, config, manifest
+
+
+# ----------------------------------------------------------------------------- generator
+
+
+def test_specs_and_frames_are_deterministic_and_seed_dependent():
+    config = ToyWorldConfig(seed=1, **SMALL)
+    first, again = sample_split_specs(config, "train"), sample_split_specs(config, "train")
+    assert first == again
+    np.testing.assert_array_equal(render_clip(first[0], config), render_clip(again[0], config))
+    other_seed = sample_split_specs(dataclasses.replace(config, seed=2), "train")
+    assert [dataclasses.asdict(s) for s in other_seed] != [dataclasses.asdict(s) for s in first]
+    # Train and test use independent streams of the same seed.
+    assert sample_split_specs(config, "test") != first
+
+
+def test_classes_are_balanced_and_shuffled():
+    config = ToyWorldConfig(seed=0, num_train=40, num_test=0, num_frames=4, frame_size=32)
+    actions = [spec.action for spec in sample_split_specs(config, "train")]
+    assert {action: actions.count(action) for action in TOY_ACTION_DICTIONARY} == dict.fromkeys(
+        TOY_ACTION_DICTIONARY, 4
+    )
+    assert actions != [TOY_ACTION_DICTIONARY[i % 10] for i in range(40)]
+
+
+@pytest.mark.parametrize("object_scale", [0.5, 1.0, 1.5])
+@pytest.mark.parametrize("action", TOY_ACTION_DICTIONARY)
+def test_motion_follows_the_action_and_stays_in_frame(action, object_scale):
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        spec = sample_clip_spec(rng, action, frame_size=64, num_frames=16, object_scale=object_scale)
+        states = [object_state(spec, t, 16) for t in range(16)]
+        xs = np.array([s.x for s in states])
+        ys = np.array([s.y for s in states])
+        radii = np.array([s.radius for s in states])
+        visible = np.array([s.visible for s in states])
+        # The whole object (shapes reach 1.26 radii) stays inside the 64 px frame.
+        assert (xs - 1.26 * radii >= 0).all() and (xs + 1.26 * radii <= 64).all(), action
+        assert (ys - 1.26 * radii >= 0).all() and (ys + 1.26 * radii <= 64).all(), action
+        if action == "moving left":
+            assert xs[-1] < xs[0] - 12 and np.ptp(ys) == 0
+        elif action == "moving right":
+            assert xs[-1] > xs[0] + 12 and np.ptp(ys) == 0
+        elif action == "moving up":  # image rows grow downwards
+            assert ys[-1] < ys[0] - 12 and np.ptp(xs) == 0
+        elif action == "moving down":
+            assert ys[-1] > ys[0] + 12 and np.ptp(xs) == 0
+        elif action == "growing":
+            assert (np.diff(radii) > 0).all() and radii[-1] > 1.8 * radii[0]
+        elif action == "shrinking":
+            assert (np.diff(radii) < 0).all() and radii[0] > 1.8 * radii[-1]
+        elif action == "spinning":
+            assert abs(states[-1].rotation - states[0].rotation) > 3.0 and np.ptp(xs) == 0 and np.ptp(radii) == 0
+        elif action == "blinking":
+            assert 0 < visible.sum() < 16 and np.ptp(xs) == 0
+        elif action == "bouncing":
+            assert np.ptp(ys) > 10 and (ys <= spec.start_y + 1e-6).all()
+        elif action == "shaking":
+            assert 2 < np.ptp(xs) < 12 and np.ptp(ys) == 0
+        if action != "blinking":
+            assert visible.all()
+
+
+def test_spinning_never_uses_an_invisible_rotation():
+    rng = np.random.default_rng(5)
+    specs = [sample_clip_spec(rng, "spinning", 64, 16) for _ in range(300)]
+    assert not any(spec.shape == "circle" and spec.texture == "plain" for spec in specs)
+
+
+def test_motion_trail_points_back_along_the_motion():
+    config = ToyWorldConfig(noise_std=0.0, trail_length=3, trail_opacity=0.6, num_frames=16)
+    spec = ClipSpec(
+        action="moving right",
+        shape="square",
+        color="white",
+        texture="plain",
+        background="black",
+        start_x=20.0,
+        start_y=32.0,
+        radius=7.0,
+        velocity_x=2.0,
+    )
+    frame = render_clip(spec, config)[8].astype(float)
+    row = frame[32, :, 0]
+    center = int(object_state(spec, 8, 16).x)
+    behind, ahead = row[center - 16 : center - 8], row[center + 9 : center + 17]
+    assert behind.mean() > 60 > ahead.mean()  # ghosts on the left (where it came from), background ahead
+    without_trail = render_clip(spec, dataclasses.replace(config, trail_length=0))[8].astype(float)
+    assert without_trail[32, center - 16 : center - 8, 0].mean() < 40
+
+
+def test_frame_attributes_describe_position_and_size():
+    config = ToyWorldConfig()
+    spec = ClipSpec(
+        action="moving left",
+        shape="star",
+        color="red",
+        texture="dotted",
+        background="sky",
+        start_x=54.0,
+        start_y=10.0,
+        radius=8.0,
+        velocity_x=-3.0,
+    )
+    first, last = frame_attributes(spec, 0, config), frame_attributes(spec, 15, config)
+    assert (first["horizontal"], first["vertical"]) == ("right", "top")
+    assert last["horizontal"] == "left"
+    assert first["color"] == "red" and first["shape"] == "star" and first["action"] == "moving left"
+
+
+def test_config_and_spec_validation_name_the_bad_value():
+    with pytest.raises(ValueError, match="frame_size"):
+        ToyWorldConfig(frame_size=31)
+    with pytest.raises(ValueError, match="num_frames"):
+        ToyWorldConfig(num_frames=1)
+    with pytest.raises(ValueError, match="trail_opacity"):
+        ToyWorldConfig(trail_opacity=1.5)
+    with pytest.raises(ValueError, match="num_train"):
+        ToyWorldConfig(num_train=-1)
+    with pytest.raises(ValueError, match="'jumping'"):
+        sample_clip_spec(np.random.default_rng(0), "jumping", 64, 16)
+    with pytest.raises(ValueError, match="'hexagon'"):
+        ClipSpec(
+            action="growing",
+            shape="hexagon",
+            color="red",
+            texture="plain",
+            background="sky",
+            start_x=1,
+            start_y=1,
+            radius=3,
+        )
+
+
+# ----------------------------------------------------------------------------- written world
+
+
+def test_split_files_follow_the_protocol_and_match_the_specs(small_world):
+    directory, config, manifest = small_world
+    for split in ("train", "test"):
+        lines = (directory / "splits" / f"{split}.txt").read_text().splitlines()
+        assert len(lines) == 10
+        specs = load_world_specs(directory, split)
+        for line, (path, label, spec) in zip(lines, specs):
+            assert re.fullmatch(rf"videos/{split}/{split}_\d{{5}}\.mp4 \d+", line)
+            assert line == f"{path} {label}"
+            assert TOY_ACTION_DICTIONARY[label] == spec.action
+            assert (directory / path).is_file()
+        assert sorted(label for _, label, _ in specs) == list(range(10))
+    names = (directory / "labels" / "actions.csv").read_text().splitlines()
+    assert names[0] == "id,name" and names[1:] == [f"{i},{a}" for i, a in enumerate(TOY_ACTION_DICTIONARY)]
+    heldout = (directory / "labels" / "actions_heldout.csv").read_text().splitlines()[1:]
+    assert heldout == [f"{i},{TOY_HELDOUT_PHRASINGS[a]}" for i, a in enumerate(TOY_ACTION_DICTIONARY)]
+    assert manifest["settings_hash"] == config.settings_hash()
+
+
+def test_mp4_files_decode_to_the_rendered_frames(small_world):
+    directory, config, _ = small_world
+    path, _, spec = load_world_specs(directory, "test")[0]
+    decoded = _decode(os.path.join(directory, path))
+    assert decoded.shape == (config.num_frames, 32, 32, 3) and decoded.dtype == np.uint8
+    with av.open(os.path.join(directory, path)) as container:
+        assert container.streams.video[0].codec_context.name == "h264"
+    rendered = render_clip(spec, config).astype(float)
+    assert np.abs(decoded.astype(float) - rendered).mean() < 8.0  # lossy H.264, same content
+
+
+def test_cached_world_is_reused_and_conflicting_settings_are_refused(small_world):
+    directory, config, manifest = small_world
+    stamp = os.path.getmtime(directory / "splits" / "train.txt")
+    assert generate_toy_world(directory, config) == manifest
+    assert os.path.getmtime(directory / "splits" / "train.txt") == stamp
+    with pytest.raises(FileExistsError, match="settings hash"):
+        generate_toy_world(directory, dataclasses.replace(config, seed=4))
+
+
+# ----------------------------------------------------------------------------- phrase table
+
+
+def test_phrase_table_covers_the_dictionary_with_five_new_phrases_each():
+    assert set(TOY_PHRASE_TABLE) == set(TOY_ACTION_DICTIONARY) == set(TOY_HELDOUT_PHRASINGS)
+    dictionary_verbs = {action.split()[0] for action in TOY_ACTION_DICTIONARY}
+    for action in TOY_ACTION_DICTIONARY:
+        phrases = phrases_for_action(action)
+        assert len(phrases) == 5 and len(set(phrases)) == 5
+        for phrase in phrases:
+            assert phrase not in TOY_ACTION_DICTIONARY
+            assert not set(phrase.split()) & dictionary_verbs, phrase  # synonyms the dictionary lacks
+
+
+def test_heldout_phrasings_are_in_neither_the_dictionary_nor_the_bags():
+    bag_texts = {phrase for phrases in TOY_PHRASE_TABLE.values() for phrase in phrases}
+    heldout = heldout_class_names()
+    assert len(set(heldout)) == len(TOY_ACTION_DICTIONARY)
+    for phrasing in heldout:
+        assert phrasing not in TOY_ACTION_DICTIONARY and phrasing not in bag_texts
+        assert not any(phrasing in text or text in phrasing for text in bag_texts | set(TOY_ACTION_DICTIONARY))
+
+
+def test_describe_action_is_an_llm_style_answer_containing_every_phrase():
+    answer = describe_action("Growing")
+    assert all(phrase in answer for phrase in TOY_PHRASE_TABLE["growing"])
+    assert answer.count(".") == 5
+    with pytest.raises(KeyError, match="'flying'"):
+        describe_action("flying")
+    with pytest.raises(TypeError, match="3"):
+        phrases_for_action(3)
+
+
+# ----------------------------------------------------------------------------- base-model pretraining
+
+
+def test_captions_mention_actions_only_as_often_as_asked():
+    from training.pretrain_toy_base import action_phrasings, caption_frame
+
+    config = ToyWorldConfig()
+    rng = np.random.default_rng(0)
+    specs = [sample_clip_spec(rng, TOY_ACTION_DICTIONARY[i % 10], 64, 16) for i in range(60)]
+    attributes = [frame_attributes(spec, 3, config) for spec in specs]
+    every_phrasing = {p for action in TOY_ACTION_DICTIONARY for p in action_phrasings(action)}
+
+    def mentions(caption, phrasings):
+        return any(re.search(rf"\b{re.escape(p)}\b", caption) for p in phrasings)
+
+    never = [caption_frame(a, np.random.default_rng(i), 0.0) for i, a in enumerate(attributes)]
+    assert not any(mentions(c, every_phrasing) for c in never)
+    always = [caption_frame(a, np.random.default_rng(i), 1.0) for i, a in enumerate(attributes)]
+    assert all(mentions(c, action_phrasings(a["action"])) for c, a in zip(always, attributes))
+    # Objects are always described: the colour in most captions, the shape (or "shape") in all of them.
+    assert sum(a["color"] in c for c, a in zip(never, attributes)) >= 45
+    assert all(a["shape"] in c or "shape" in c for c, a in zip(never, attributes))
+
+
+def test_pretraining_saves_a_loadable_base_model_and_reuses_the_cache(tmp_path):
+    import json
+
+    import torch
+
+    from modeling_maxi import MaxiVideoCLIPModel, MaxiVideoProcessor
+    from training.pretrain_toy_base import SETTINGS_FILE, ToyBaseArguments, pretrain_toy_base
+
+    args = ToyBaseArguments(
+        cache_dir=str(tmp_path),
+        num_images=24,
+        num_probe_images=12,
+        num_steps=2,
+        batch_size=8,
+        vision_layers=1,
+        text_layers=1,
+        vision_width=64,
+        text_width=64,
+        projection_dim=16,
+        num_frames=4,
+    )
+    world = ToyWorldConfig(num_frames=8)
+    directory = pretrain_toy_base(args, world)
+    summary = json.loads((tmp_path / os.path.basename(directory) / SETTINGS_FILE).read_text())
+    assert {"still_color_top1", "still_shape_top1", "still_action_top1", "final_loss"} <= set(summary)
+    model = MaxiVideoCLIPModel.from_pretrained(directory).eval()
+    processor = MaxiVideoProcessor.from_pretrained(directory)
+    assert model.config.vision_config.image_size == 32 and model.config.num_frames == 4
+    frames = render_clip(sample_split_specs(ToyWorldConfig(num_train=1, num_test=0), "train")[0], ToyWorldConfig())
+    inputs = processor(videos=[frames], text=["a photo of a growing."], return_tensors="pt")
+    with torch.no_grad():
+        assert model(**inputs).logits_per_video.shape == (1, 1)
+    stamp = os.path.getmtime(os.path.join(directory, SETTINGS_FILE))
+    assert pretrain_toy_base(args, world) == directory  # cached: nothing retrained
+    assert os.path.getmtime(os.path.join(directory, SETTINGS_FILE)) == stamp
+    other = pretrain_toy_base(dataclasses.replace(args, action_caption_prob=0.5), world)
+    assert other != directory
+
+
+def test_pretraining_arguments_are_validated():
+    from training.pretrain_toy_base import ToyBaseArguments
+
+    with pytest.raises(ValueError, match="action_caption_prob"):
+        ToyBaseArguments(action_caption_prob=1.5)
+    with pytest.raises(ValueError, match="image_size"):
+        ToyBaseArguments(image_size=36, patch_size=8)
+    with pytest.raises(ValueError, match="vision_width"):
+        ToyBaseArguments(vision_width=100)
+
+
+def test_context_bias_ties_scenes_to_actions_only_when_asked():
+    from dataset_scripts.toy_world import TOY_ACTION_CONTEXT
+
+    biased = sample_split_specs(ToyWorldConfig(num_train=50, num_test=0, context_bias=1.0), "train")
+    assert all((s.background, s.color) == TOY_ACTION_CONTEXT[s.action] for s in biased)
+    assert len(set(TOY_ACTION_CONTEXT.values())) == len(TOY_ACTION_DICTIONARY)  # each action has its own scene
+    unbiased = sample_split_specs(ToyWorldConfig(num_train=200, num_test=0), "train")
+    typical = sum((s.background, s.color) == TOY_ACTION_CONTEXT[s.action] for s in unbiased)
+    assert typical < 20  # about 200 / 42 by chance
+    with pytest.raises(ValueError, match="context_bias"):
+        ToyWorldConfig(context_bias=1.2)
