@@ -96,6 +96,10 @@ class ToyWorldConfig:
         trail_opacity: opacity of the most recent ghost (later ones fade linearly).
         noise_std: standard deviation of the per-pixel sensor noise (0-255 scale).
         crf: H.264 constant rate factor (lower = higher quality).
+        context_bias: probability that a clip uses its action's typical background and colour.
+        object_scale: multiplier of the object radius.
+        motion_marks: draw comic-style motion marks in every frame (see `draw_motion_marks`), the toy analogue of the
+            motion blur and body pose that let one real frame show an action.
     """
 
     seed: int = field(default=0, metadata={"help": "Master seed of the world."})
@@ -113,6 +117,10 @@ class ToyWorldConfig:
         default=0.0, metadata={"help": "Probability that a clip uses its action's typical background and colour."}
     )
     object_scale: float = field(default=1.0, metadata={"help": "Multiplier of the object radius (7-10 px at 64 px)."})
+    motion_marks: bool = field(
+        default=True,
+        metadata={"help": "Draw comic-style motion marks (arrowheads, arcs, rays...) around the object in every frame."},
+    )
 
     def __post_init__(self):
         for name in ("num_train", "num_test"):
@@ -405,6 +413,92 @@ def _draw_object(canvas: np.ndarray, spec: ClipSpec, state: ObjectState, opacity
     region += alpha * fill
 
 
+# Appearance words for each action's motion marks: what a caption writer sees in one still frame, without naming the
+# action (as web captions say "a man holding a bow" rather than "archery").
+TOY_MARK_DESCRIPTIONS: dict[str, str] = {
+    "moving left": "with arrowheads on its right",
+    "moving right": "with arrowheads on its left",
+    "moving up": "with arrowheads below it",
+    "moving down": "with arrowheads above it",
+    "growing": "with outward arrowheads at its corners",
+    "shrinking": "with inward arrowheads at its corners",
+    "spinning": "with curved arcs around it",
+    "blinking": "with short rays around it",
+    "bouncing": "above a straight line",
+    "shaking": "with zigzags on both sides",
+}
+
+
+def _chevron(draw, x: float, y: float, size: float, direction: tuple[float, float], width: int) -> None:
+    """A ">"-shaped arrowhead centred at (x, y) pointing along `direction` (a unit vector)."""
+    dx, dy = direction
+    px, py = -dy, dx
+    tip = (x + dx * size, y + dy * size)
+    wing_a = (x - dx * size + px * size, y - dy * size + py * size)
+    wing_b = (x - dx * size - px * size, y - dy * size - py * size)
+    draw.line([wing_a, tip, wing_b], fill=255, width=width)
+
+
+def draw_motion_marks(canvas: np.ndarray, spec: ClipSpec, state: ObjectState, time: float, unit: float) -> None:
+    """Draw the comic-style motion marks of `spec.action` around the object, in place.
+
+    Every frame of a clip carries them, as motion blur and body pose let one real frame show an action: arrowheads
+    trailing a moving object and pointing its way, outward/inward arrowheads for growing/shrinking, arcs for spinning,
+    rays for blinking (drawn even while the object is off), a floor line under a bouncing object, zigzags for
+    shaking. Marks are white on dark backgrounds and black on light ones.
+    """
+    from PIL import Image, ImageDraw
+
+    size = canvas.shape[0]
+    mask = Image.new("L", (size, size), 0)
+    draw = ImageDraw.Draw(mask)
+    width = max(int(round(2 * unit)), 1)
+    arrow = 3.0 * unit
+    x, y, radius = state.x, state.y, state.radius
+    directions = {"moving left": (-1.0, 0.0), "moving right": (1.0, 0.0), "moving up": (0.0, -1.0),
+                  "moving down": (0.0, 1.0)}
+    action = spec.action
+    if action in directions:
+        dx, dy = directions[action]
+        for k in (1, 2, 3):
+            offset = radius + 1.0 * unit + 5.0 * unit * k
+            _chevron(draw, x - dx * offset, y - dy * offset, arrow, (dx, dy), width)
+    elif action in ("growing", "shrinking"):
+        sign = 1.0 if action == "growing" else -1.0
+        for k in range(4):
+            angle = math.pi / 4 + k * math.pi / 2
+            cx, cy = math.cos(angle), math.sin(angle)
+            reach = radius * 1.3 + 5.0 * unit
+            _chevron(draw, x + cx * reach, y + cy * reach, arrow, (sign * cx, sign * cy), width)
+    elif action == "spinning":
+        reach = radius * 1.3 + 4.0 * unit
+        start = math.degrees(state.rotation)
+        for k in range(3):
+            draw.arc([x - reach, y - reach, x + reach, y + reach], start + 120 * k, start + 120 * k + 60, fill=255,
+                     width=width)
+    elif action == "blinking":
+        inner, outer = radius * 1.3 + 2.0 * unit, radius * 1.3 + 6.0 * unit
+        for k in range(8):
+            angle = k * math.pi / 4
+            draw.line([(x + math.cos(angle) * inner, y + math.sin(angle) * inner),
+                       (x + math.cos(angle) * outer, y + math.sin(angle) * outer)], fill=255, width=width)
+    elif action == "bouncing":
+        floor = min(spec.start_y + radius * 1.3 + 2.0 * unit, size - 2.0 * unit)
+        draw.line([(2 * unit, floor), (size - 2 * unit, floor)], fill=255, width=width)
+    elif action == "shaking":
+        for side in (-1.0, 1.0):
+            zx = x + side * (radius * 1.3 + 4.0 * unit)
+            step = 3.0 * unit
+            draw.line([(zx, y - 2 * step), (zx + step, y - step), (zx - step, y), (zx + step, y + step),
+                       (zx, y + 2 * step)], fill=255, width=width)
+    alpha = np.asarray(mask, dtype=np.float32)[..., None] / 255.0
+    if not alpha.any():
+        return
+    ink = 0.0 if float(canvas.mean()) > 110.0 else 250.0
+    canvas *= 1.0 - alpha
+    canvas += alpha * ink
+
+
 def render_frame(
     spec: ClipSpec, time: float, config: ToyWorldConfig, background: np.ndarray | None = None
 ) -> np.ndarray:
@@ -418,7 +512,10 @@ def render_frame(
         opacity = config.trail_opacity * (1.0 - (ghost - 1) / config.trail_length)
         past = object_state(spec, time - ghost * config.trail_spacing, config.num_frames)
         _draw_object(canvas, spec, past, opacity, grid)
-    _draw_object(canvas, spec, object_state(spec, time, config.num_frames), 1.0, grid)
+    state = object_state(spec, time, config.num_frames)
+    if config.motion_marks:
+        draw_motion_marks(canvas, spec, state, time, size / 64.0)
+    _draw_object(canvas, spec, state, 1.0, grid)
     canvas *= spec.brightness
     if config.noise_std > 0:
         noise_rng = np.random.default_rng([spec.background_seed, int(round(time * 1000)) % (2**31)])
@@ -450,6 +547,7 @@ def frame_attributes(spec: ClipSpec, time: float, config: ToyWorldConfig) -> dic
         "size": size,
         "action": spec.action,
         "visible": "yes" if state.visible > 0 else "no",
+        "marks": TOY_MARK_DESCRIPTIONS[spec.action] if config.motion_marks else "",
     }
 
 

@@ -57,10 +57,13 @@ class DemoArguments:
     seed: int = field(default=0, metadata={"help": "Seed of the world, the base model and the fine-tuning."})
     num_train_videos: int = field(default=600, metadata={"help": "Unlabeled training clips."})
     num_test_videos: int = field(default=300, metadata={"help": "Held-out evaluation clips."})
-    base_steps: int = field(default=500, metadata={"help": "Pretraining steps of the object-biased base model."})
-    base_images: int = field(default=12000, metadata={"help": "Captioned still frames for base pretraining."})
+    base_steps: int = field(default=400, metadata={"help": "Pretraining steps of the object-biased base model."})
+    base_images: int = field(default=8000, metadata={"help": "Captioned still frames for base pretraining."})
     action_caption_prob: float = field(
-        default=0.1, metadata={"help": "How often a pretraining caption names the action (the object-bias knob)."}
+        default=0.05, metadata={"help": "How often a pretraining caption names the action (the object-bias knob)."}
+    )
+    mark_caption_prob: float = field(
+        default=0.6, metadata={"help": "How often a pretraining caption describes the motion marks it shows."}
     )
     num_frames: int = field(default=8, metadata={"help": "Frames per video for matching, training and evaluation."})
     filter_ratio: float = field(default=0.5, metadata={"help": "Fraction p of videos kept by CLIP match score."})
@@ -113,6 +116,7 @@ def pretrain_base(args: DemoArguments, world_dir: Path) -> Path:
         num_images=args.base_images,
         num_steps=args.base_steps,
         action_caption_prob=args.action_caption_prob,
+        mark_caption_prob=args.mark_caption_prob,
         num_frames=args.num_frames,
     )
     return Path(pretrain_toy_base(base_args, load_world_config(world_dir)))
@@ -144,9 +148,17 @@ def build_text_bags(args: DemoArguments, world_dir: Path, base_dir: Path) -> tup
     return bags_dir, record
 
 
-def fine_tune(args: DemoArguments, world_dir: Path, base_dir: Path, bags_dir: Path) -> Path:
+def fine_tune(
+    args: DemoArguments,
+    world_dir: Path,
+    base_dir: Path,
+    bags_dir: Path,
+    loss_variant: str | None = None,
+    run_name: str = "maxi_model",
+) -> Path:
     """`accelerate launch training/train.py ...` in a subprocess, exactly as a user would run it."""
-    run_dir = Path(args.output_dir) / "maxi_model"
+    loss_variant = loss_variant or args.loss_variant
+    run_dir = Path(args.output_dir) / run_name
     launcher = [sys.executable, "-m", "accelerate.commands.launch", "--num_machines", "1", "--mixed_precision", "no",
                 "--dynamo_backend", "no", "--num_processes", str(args.num_processes)]
     launcher += ["--multi_gpu"] if args.num_processes > 1 else ["--cpu"]
@@ -157,7 +169,8 @@ def fine_tune(args: DemoArguments, world_dir: Path, base_dir: Path, bags_dir: Pa
         "--video_root", str(world_dir),
         "--num_frames", str(args.num_frames),
         "--bag_size", str(args.bag_size),
-        "--loss_variant", args.loss_variant,
+        "--loss_variant", loss_variant,
+        "--class_names", str(world_dir / "labels" / "actions.csv"),  # used by the cross_entropy objective
         "--filter_ratio", "1.0",  # the bags were already filtered by the pipeline
         "--ensemble_ratio", str(args.ensemble_ratio),
         "--output_dir", str(run_dir),
@@ -210,9 +223,9 @@ def evaluate(model_dir: Path, world_dir: Path, num_frames: int) -> dict[str, dic
 
 def matching_accuracy(bags_dir: Path) -> dict:
     """Accuracy of the CLIP matches kept by the filter, against the world's ground truth (for reporting only)."""
-    from datasets import load_dataset
+    from modeling_maxi.text_bags.publishing import load_text_bags
 
-    bags = load_dataset(str(bags_dir), "dictionary", split="train")
+    bags = load_text_bags(bags_dir, "dictionary")
     correct = sum(int(m == g) for m, g in zip(bags["matched_label"], bags["label"]))
     return {"kept_videos": len(bags), "matching_accuracy": correct / len(bags)}
 

@@ -75,9 +75,13 @@ class ToyBaseArguments:
     weight_decay: float = field(default=0.1, metadata={"help": "AdamW weight decay."})
     warmup_ratio: float = field(default=0.05, metadata={"help": "Fraction of steps with linear warm-up."})
     action_caption_prob: float = field(
-        default=0.3, metadata={"help": "Probability that a caption mentions the action (the object bias knob)."}
+        default=0.05, metadata={"help": "Probability that a caption mentions the action (the object bias knob)."}
     )
-    image_size: int = field(default=32, metadata={"help": "Model input size (frames are resized to it)."})
+    mark_caption_prob: float = field(
+        default=0.6,
+        metadata={"help": "Probability that a caption describes the frame's motion marks in appearance words."},
+    )
+    image_size: int = field(default=64, metadata={"help": "Model input size (frames are resized to it)."})
     patch_size: int = field(default=8, metadata={"help": "Vision patch size."})
     vision_layers: int = field(default=4, metadata={"help": "Vision transformer layers."})
     vision_width: int = field(default=64, metadata={"help": "Vision hidden size."})
@@ -120,6 +124,8 @@ class ToyBaseArguments:
                 f"`vision_width` ({self.vision_width}) and `text_width` ({self.text_width}) must be multiples of 64 "
                 "(attention heads are 64 wide)."
             )
+        if not 0.0 <= self.mark_caption_prob <= 1.0:
+            raise ValueError(f"`mark_caption_prob` must be in [0, 1], got {self.mark_caption_prob!r}.")
         if not 0.0 <= self.action_caption_prob <= 1.0:
             raise ValueError(f"`action_caption_prob` must be in [0, 1], got {self.action_caption_prob!r}.")
         if self.learning_rate <= 0:
@@ -154,6 +160,7 @@ _RENDERING_FIELDS = (
     "noise_std",
     "object_scale",
     "context_bias",
+    "motion_marks",
 )
 
 
@@ -162,8 +169,11 @@ def action_phrasings(action: str) -> tuple[str, ...]:
     return (action, *TOY_PHRASE_TABLE[action], TOY_HELDOUT_PHRASINGS[action])
 
 
-def caption_frame(attributes: dict[str, str], rng: np.random.Generator, action_caption_prob: float) -> str:
-    """A web-style caption of one still frame: object attributes and position, rarely the action."""
+def caption_frame(
+    attributes: dict[str, str], rng: np.random.Generator, action_caption_prob: float, mark_caption_prob: float = 0.0
+) -> str:
+    """A web-style caption of one still frame: object attributes, what the frame shows around the object (its motion
+    marks, in appearance words) and position, and only rarely the action itself."""
     words = []
     if rng.random() < 0.4:
         words.append(attributes["size"])
@@ -176,6 +186,8 @@ def caption_frame(attributes: dict[str, str], rng: np.random.Generator, action_c
     if attributes["visible"] == "no":
         words.insert(0, "faint")
     phrase = " ".join(words)
+    if attributes.get("marks") and rng.random() < mark_caption_prob:
+        phrase += " " + attributes["marks"]
     if rng.random() < action_caption_prob:
         options = action_phrasings(attributes["action"])
         phrase += " " + options[rng.integers(len(options))]
@@ -213,7 +225,7 @@ def render_caption_corpus(
         frames[index] = render_frame(spec, time_index, world, background)
         attrs = frame_attributes(spec, time_index, world)
         attributes.append(attrs)
-        captions.append(caption_frame(attrs, rng, args.action_caption_prob))
+        captions.append(caption_frame(attrs, rng, args.action_caption_prob, args.mark_caption_prob))
     return frames, captions, attributes
 
 

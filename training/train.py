@@ -39,6 +39,7 @@ from transformers.trainer_utils import get_last_checkpoint  # noqa: E402
 from modeling_maxi import MaxiVideoCLIPModel, MaxiVideoProcessor, load_class_names, weight_space_ensemble  # noqa: E402
 from modeling_maxi.loss import LOSS_VARIANTS, distributed_text_bag_loss  # noqa: E402
 from modeling_maxi.model_card import MAXI_CITATION, render_model_card  # noqa: E402
+from modeling_maxi.text_bags.publishing import load_text_bags as load_published_text_bags  # noqa: E402
 from training.data import (  # noqa: E402
     PROMPT_TEMPLATE,
     TEXT_SOURCE_COLUMNS,
@@ -342,7 +343,7 @@ def load_text_bags(data_args: DataArguments, cache_dir: str | None):
         if isinstance(dataset, datasets.DatasetDict):
             dataset = dataset[data_args.train_split]
         return dataset
-    return datasets.load_dataset(name, data_args.dataset_config_name, split=data_args.train_split, cache_dir=cache_dir)
+    return load_published_text_bags(name, data_args.dataset_config_name, data_args.train_split, cache_dir)
 
 
 def load_model_and_processor(model_args: ModelArguments, data_args: DataArguments):

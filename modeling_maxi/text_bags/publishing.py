@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from datasets import Dataset, DatasetDict, List, Value
+from datasets import Dataset, DatasetDict, List, Value, load_dataset
 
 from .bag_assembly import BAG_CONFIGS, DEFAULT_BAG_CONFIG, sources_for_config, text_bag_batch
 from .filtering import filter_by_match_score, validate_filter_ratio
@@ -285,3 +285,31 @@ def push_text_bags_to_hub(output_dir: str | Path, repo_id: str, private: bool = 
     )
     logger.info("Pushed the text bags to https://huggingface.co/datasets/%s", repo_id)
     return commit
+
+def load_text_bags(
+    name_or_path: str | Path, config_name: str | None = None, split: str = "train", cache_dir: str | None = None
+) -> Dataset:
+    """Loads a published text-bag dataset: a Hub id, or a local folder written by `publish_text_bags`.
+
+    A local folder is read through its parquet files by absolute path: `datasets` (5.2) keys the cache of a local
+    folder whose card declares configurations by the folder's name and the configuration only, so two different
+    folders named alike (say, two builds' `text_bags/`) would otherwise share one stale cache entry.
+    """
+    name_or_path = str(name_or_path)
+    card = Path(name_or_path) / CARD_NAME
+    if not os.path.isdir(name_or_path) or not card.is_file():
+        return load_dataset(name_or_path, config_name, split=split, cache_dir=cache_dir)
+    header = card.read_text(encoding="utf-8").split("---")[1]
+    configs = yaml.safe_load(header).get("configs", [])
+    if config_name is None:
+        chosen = next((c for c in configs if c.get("default")), configs[0] if configs else None)
+    else:
+        chosen = next((c for c in configs if c["config_name"] == config_name), None)
+    if chosen is None:
+        names = [c["config_name"] for c in configs]
+        raise ValueError(f"{name_or_path!r} has no configuration {config_name!r}; it has {names}.")
+    patterns = [entry["path"] for entry in chosen["data_files"] if entry["split"] == split]
+    if not patterns:
+        raise ValueError(f"Configuration {chosen['config_name']!r} of {name_or_path!r} has no split {split!r}.")
+    files = [str(Path(name_or_path).resolve() / pattern) for pattern in patterns]
+    return load_dataset("parquet", data_files={split: files}, split=split, cache_dir=cache_dir)
