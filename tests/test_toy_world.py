@@ -17,6 +17,8 @@ from dataset_scripts.toy_phrase_table import (
 )
 from dataset_scripts.toy_world import (
     TOY_ACTION_DICTIONARY,
+    TOY_MARK_DESCRIPTIONS,
+    TOY_MARK_INKS,
     ClipSpec,
     ToyWorldConfig,
     frame_attributes,
@@ -112,7 +114,7 @@ def test_spinning_never_uses_an_invisible_rotation():
 
 
 def test_motion_trail_points_back_along_the_motion():
-    config = ToyWorldConfig(noise_std=0.0, trail_length=3, trail_opacity=0.6, num_frames=16)
+    config = ToyWorldConfig(noise_std=0.0, trail_length=3, trail_opacity=0.6, num_frames=16, motion_marks=False)
     spec = ClipSpec(
         action="moving right",
         shape="square",
@@ -131,6 +133,23 @@ def test_motion_trail_points_back_along_the_motion():
     assert behind.mean() > 60 > ahead.mean()  # ghosts on the left (where it came from), background ahead
     without_trail = render_clip(spec, dataclasses.replace(config, trail_length=0))[8].astype(float)
     assert without_trail[32, center - 16 : center - 8, 0].mean() < 40
+
+
+@pytest.mark.parametrize("action", TOY_ACTION_DICTIONARY)
+def test_motion_marks_use_the_actions_ink_and_can_be_switched_off(action):
+    spec = sample_clip_spec(np.random.default_rng(7), action, 64, 16)
+    ink = np.clip(np.asarray(TOY_MARK_INKS[action], dtype=float) * spec.brightness, 0, 255)
+    marked = ToyWorldConfig(noise_std=0.0, trail_length=0)
+    with_marks = render_clip(spec, marked).astype(float)
+    without_marks = render_clip(spec, dataclasses.replace(marked, motion_marks=False)).astype(float)
+    changed = np.abs(with_marks - without_marks).max(axis=-1) > 30
+    assert changed.sum() > 16 * 8, changed.sum()  # at least ~8 marked pixels per frame
+    inked = (np.abs(with_marks - ink).max(axis=-1) < 12) & changed
+    assert inked.sum() > 0.5 * changed.sum()  # most of what the marks change is drawn in the action's ink
+    attributes = frame_attributes(spec, 3.0, marked)
+    assert attributes["marks"] == TOY_MARK_DESCRIPTIONS[action]
+    assert action not in attributes["marks"]  # described by appearance, never by the action's name
+    assert frame_attributes(spec, 3.0, dataclasses.replace(marked, motion_marks=False))["marks"] == ""
 
 
 def test_frame_attributes_describe_position_and_size():
@@ -302,7 +321,7 @@ def test_pretraining_saves_a_loadable_base_model_and_reuses_the_cache(tmp_path):
     assert {"still_color_top1", "still_shape_top1", "still_action_top1", "final_loss"} <= set(summary)
     model = MaxiVideoCLIPModel.from_pretrained(directory).eval()
     processor = MaxiVideoProcessor.from_pretrained(directory)
-    assert model.config.vision_config.image_size == 32 and model.config.num_frames == 4
+    assert model.config.vision_config.image_size == args.image_size and model.config.num_frames == 4
     frames = render_clip(sample_split_specs(ToyWorldConfig(num_train=1, num_test=0), "train")[0], ToyWorldConfig())
     inputs = processor(videos=[frames], text=["a photo of a growing."], return_tensors="pt")
     with torch.no_grad():

@@ -60,7 +60,7 @@ class DemoArguments:
     base_steps: int = field(default=400, metadata={"help": "Pretraining steps of the object-biased base model."})
     base_images: int = field(default=8000, metadata={"help": "Captioned still frames for base pretraining."})
     action_caption_prob: float = field(
-        default=0.05, metadata={"help": "How often a pretraining caption names the action (the object-bias knob)."}
+        default=0.3, metadata={"help": "How often a pretraining caption names the action (the object-bias knob)."}
     )
     mark_caption_prob: float = field(
         default=0.6, metadata={"help": "How often a pretraining caption describes the motion marks it shows."}

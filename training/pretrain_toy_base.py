@@ -37,6 +37,7 @@ from dataset_scripts.toy_world import (
     TOY_ACTION_DICTIONARY,
     TOY_COLORS,
     TOY_SHAPES,
+    WORLD_FORMAT_VERSION,
     ToyWorldConfig,
     frame_attributes,
     render_background,
@@ -75,7 +76,7 @@ class ToyBaseArguments:
     weight_decay: float = field(default=0.1, metadata={"help": "AdamW weight decay."})
     warmup_ratio: float = field(default=0.05, metadata={"help": "Fraction of steps with linear warm-up."})
     action_caption_prob: float = field(
-        default=0.05, metadata={"help": "Probability that a caption mentions the action (the object bias knob)."}
+        default=0.3, metadata={"help": "Probability that a caption mentions the action (the object bias knob)."}
     )
     mark_caption_prob: float = field(
         default=0.6,
@@ -84,9 +85,9 @@ class ToyBaseArguments:
     image_size: int = field(default=64, metadata={"help": "Model input size (frames are resized to it)."})
     patch_size: int = field(default=8, metadata={"help": "Vision patch size."})
     vision_layers: int = field(default=4, metadata={"help": "Vision transformer layers."})
-    vision_width: int = field(default=64, metadata={"help": "Vision hidden size."})
+    vision_width: int = field(default=128, metadata={"help": "Vision hidden size."})
     text_layers: int = field(default=3, metadata={"help": "Text transformer layers."})
-    text_width: int = field(default=64, metadata={"help": "Text hidden size."})
+    text_width: int = field(default=128, metadata={"help": "Text hidden size."})
     projection_dim: int = field(default=64, metadata={"help": "Joint embedding size."})
     num_frames: int = field(default=8, metadata={"help": "Frames per video of the saved video model/processor."})
     num_threads: int = field(default=0, metadata={"help": "torch threads (0 keeps torch's default)."})
@@ -147,7 +148,8 @@ def settings_hash(args: ToyBaseArguments, world: ToyWorldConfig) -> str:
         "world_dir",
     }  # these do not change the trained model
     settings = {k: v for k, v in dataclasses.asdict(args).items() if k not in skip}
-    payload = json.dumps({"version": PRETRAIN_FORMAT_VERSION, "args": settings, "world": rendering}, sort_keys=True)
+    versions = {"pretrain": PRETRAIN_FORMAT_VERSION, "world": WORLD_FORMAT_VERSION}
+    payload = json.dumps({"version": versions, "args": settings, "world": rendering}, sort_keys=True)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
 
