@@ -38,6 +38,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from transformers import CLIPConfig, CLIPModel, XCLIPConfig, XCLIPModel  # noqa: E402
+from vit_b16_configs import CLIP_TEXT, VIT_B16_VISION  # noqa: E402  (benchmarks/ is on sys.path when run)
 
 from modeling_maxi import (  # noqa: E402
     MaxiVideoCLIPModel,
@@ -49,15 +50,6 @@ from modeling_maxi import (  # noqa: E402
 from modeling_maxi.video_io import sample_frame_indices  # noqa: E402
 
 SECTION_NAME = "## bench_model"
-VIT_B16_VISION = {
-    "hidden_size": 768,
-    "intermediate_size": 3072,
-    "num_hidden_layers": 12,
-    "num_attention_heads": 12,
-    "image_size": 224,
-    "patch_size": 16,
-}
-CLIP_TEXT = {"hidden_size": 512, "intermediate_size": 2048, "num_hidden_layers": 12, "num_attention_heads": 8}
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -33,6 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from datasets import Dataset, disable_progress_bars  # noqa: E402
 from transformers import CLIPImageProcessor  # noqa: E402
+from vit_b16_configs import CLIP_TEXT, VIT_B16_VISION  # noqa: E402  (benchmarks/ is on sys.path when run)
 
 from modeling_maxi import MaxiVideoCLIPConfig, MaxiVideoCLIPModel, MaxiVideoProcessor  # noqa: E402
 from modeling_maxi.dictionaries import load_class_names, load_prompt_templates  # noqa: E402
@@ -49,15 +50,6 @@ from modeling_maxi.tokenizer_offline import build_offline_clip_tokenizer  # noqa
 from tests.helpers.videos import make_moving_square_frames, write_video  # noqa: E402
 
 SECTION_NAME = "## bench_text_bags"
-VIT_B16_VISION = {
-    "hidden_size": 768,
-    "intermediate_size": 3072,
-    "num_hidden_layers": 12,
-    "num_attention_heads": 12,
-    "image_size": 224,
-    "patch_size": 16,
-}
-CLIP_TEXT = {"hidden_size": 512, "intermediate_size": 2048, "num_hidden_layers": 12, "num_attention_heads": 8}
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -32,19 +32,12 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from vit_b16_configs import CLIP_TEXT, VIT_B16_VISION  # noqa: E402  (benchmarks/ is on sys.path when run)
+
 from modeling_maxi import MaxiVideoCLIPConfig, MaxiVideoCLIPModel  # noqa: E402
 from modeling_maxi.loss import mil_nce_loss  # noqa: E402
 
 SECTION_NAME = "## bench_train"
-VIT_B16_VISION = {
-    "hidden_size": 768,
-    "intermediate_size": 3072,
-    "num_hidden_layers": 12,
-    "num_attention_heads": 12,
-    "image_size": 224,
-    "patch_size": 16,
-}
-CLIP_TEXT = {"hidden_size": 512, "intermediate_size": 2048, "num_hidden_layers": 12, "num_attention_heads": 8}
 TEXT_LENGTH = 16  # tokens per prompt ("a photo of a {class}. {verb}" is ~10-16 CLIP tokens)
 
 
