@@ -34,6 +34,8 @@ from pathlib import Path
 import torch
 from transformers import HfArgumentParser
 
+from training.cli_args import parse_arguments
+
 logger = logging.getLogger(__name__)
 
 TRAIN_SCRIPT = Path(__file__).resolve().parent / "train.py"
@@ -287,12 +289,7 @@ def run_demo(args: DemoArguments) -> dict:
 
 
 def parse_args(argv: list[str] | None = None) -> DemoArguments:
-    parser = HfArgumentParser((DemoArguments,))
-    if argv is None and len(sys.argv) == 2 and sys.argv[1].endswith((".json", ".yaml", ".yml")):
-        path = os.path.abspath(sys.argv[1])
-        (args,) = parser.parse_json_file(path) if path.endswith(".json") else parser.parse_yaml_file(path)
-        return args
-    (args,) = parser.parse_args_into_dataclasses(args=argv)
+    (args,) = parse_arguments(HfArgumentParser((DemoArguments,)), argv)
     return args
 
 

@@ -29,6 +29,7 @@ from modeling_maxi.evaluation import (
     load_split,
     save_results,
 )
+from training.cli_args import parse_arguments
 
 logger = logging.getLogger(__name__)
 
@@ -143,13 +144,7 @@ def load_eval_splits(args: DataArguments) -> list:
 def run_evaluation(argv: list[str] | None = None) -> dict:
     """Parses `argv` (the command line by default), runs, and returns the results dict that is also written."""
     parser = HfArgumentParser((ModelArguments, DataArguments, EvaluationArguments))
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        model_args, data_args, eval_args = parser.parse_json_file(argv[0])
-    elif len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
-        model_args, data_args, eval_args = parser.parse_yaml_file(argv[0])
-    else:
-        model_args, data_args, eval_args = parser.parse_args_into_dataclasses(args=argv)
+    model_args, data_args, eval_args = parse_arguments(parser, argv)
 
     logging.basicConfig(
         format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",

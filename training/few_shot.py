@@ -34,6 +34,7 @@ from modeling_maxi.evaluation import (
     load_split,
     save_results,
 )
+from training.cli_args import parse_arguments
 
 logger = logging.getLogger(__name__)
 
@@ -109,13 +110,7 @@ def load_data(data_args: DataArguments, split_camel_case: bool):
 def run_few_shot(argv: list[str] | None = None) -> dict:
     """Parses `argv` (the command line by default), runs, and returns the results dict that is also written."""
     parser = HfArgumentParser((ModelArguments, DataArguments, FewShotTrainingArguments))
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        model_args, data_args, training_args = parser.parse_json_file(argv[0])
-    elif len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
-        model_args, data_args, training_args = parser.parse_yaml_file(argv[0])
-    else:
-        model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    model_args, data_args, training_args = parse_arguments(parser, argv)
     if training_args.output_dir is None:
         raise ValueError("--output-dir is required.")
 
