@@ -77,7 +77,16 @@ TOY_ACTION_CONTEXT: dict[str, tuple[str, str]] = {
     "bouncing": ("sand", "red"),
     "shaking": ("sand", "green"),
 }
-WORLD_FORMAT_VERSION = 2  # bump whenever rendering changes: it keys the cached worlds and base models
+# Sentence frames of the toy world's "web captions" (see training/pretrain_toy_base.py); also the prompt templates
+# that CLIP matching ensembles over for this world, as the 28 Kinetics templates serve real CLIP.
+TOY_CAPTION_TEMPLATES: tuple[str, ...] = (
+    "a photo of a {}.",
+    "a picture of a {}.",
+    "an image of a {}.",
+    "a {}.",
+    "a rendering of a {}.",
+)
+WORLD_FORMAT_VERSION = 3  # bump whenever rendering changes: it keys the cached worlds and base models
 
 
 @dataclass
@@ -100,6 +109,7 @@ class ToyWorldConfig:
         object_scale: multiplier of the object radius.
         motion_marks: draw comic-style motion marks in every frame (see `draw_motion_marks`), the toy analogue of the
             motion blur and body pose that let one real frame show an action.
+        mark_width: stroke width of the motion marks, in pixels at 64 px frames (scaled with `frame_size`).
     """
 
     seed: int = field(default=0, metadata={"help": "Master seed of the world."})
@@ -121,6 +131,7 @@ class ToyWorldConfig:
         default=True,
         metadata={"help": "Draw comic-style motion marks (arrowheads, arcs, rays) around the object in every frame."},
     )
+    mark_width: float = field(default=4.0, metadata={"help": "Stroke width of the motion marks (pixels at 64 px)."})
 
     def __post_init__(self):
         for name in ("num_train", "num_test"):
@@ -147,6 +158,8 @@ class ToyWorldConfig:
             raise ValueError(f"`context_bias` must be in [0, 1], got {self.context_bias!r}.")
         if not 0.5 <= self.object_scale <= 1.5:
             raise ValueError(f"`object_scale` must be in [0.5, 1.5], got {self.object_scale!r}.")
+        if not 1.0 <= self.mark_width <= 8.0:
+            raise ValueError(f"`mark_width` must be in [1, 8], got {self.mark_width!r}.")
         if not isinstance(self.crf, int) or not 0 <= self.crf <= 51:
             raise ValueError(f"`crf` must be an integer in [0, 51], got {self.crf!r}.")
 
@@ -454,7 +467,9 @@ def _chevron(draw, x: float, y: float, size: float, direction: tuple[float, floa
     draw.line([wing_a, tip, wing_b], fill=255, width=width)
 
 
-def draw_motion_marks(canvas: np.ndarray, spec: ClipSpec, state: ObjectState, time: float, unit: float) -> None:
+def draw_motion_marks(
+    canvas: np.ndarray, spec: ClipSpec, state: ObjectState, time: float, unit: float, mark_width: float = 4.0
+) -> None:
     """Draw the comic-style motion marks of `spec.action` around the object, in place.
 
     Every frame of a clip carries them, as motion blur and body pose let one real frame show an action: arrowheads
@@ -467,8 +482,8 @@ def draw_motion_marks(canvas: np.ndarray, spec: ClipSpec, state: ObjectState, ti
     size = canvas.shape[0]
     mask = Image.new("L", (size, size), 0)
     draw = ImageDraw.Draw(mask)
-    width = max(int(round(3 * unit)), 1)
-    arrow = 3.0 * unit
+    width = max(int(round(mark_width * unit)), 1)
+    arrow = (2.0 + 0.5 * mark_width) * unit
     x, y, radius = state.x, state.y, state.radius
     directions = {"moving left": (-1.0, 0.0), "moving right": (1.0, 0.0), "moving up": (0.0, -1.0),
                   "moving down": (0.0, 1.0)}
@@ -528,7 +543,7 @@ def render_frame(
         _draw_object(canvas, spec, past, opacity, grid)
     state = object_state(spec, time, config.num_frames)
     if config.motion_marks:
-        draw_motion_marks(canvas, spec, state, time, size / 64.0)
+        draw_motion_marks(canvas, spec, state, time, size / 64.0, config.mark_width)
     _draw_object(canvas, spec, state, 1.0, grid)
     canvas *= spec.brightness
     if config.noise_std > 0:

@@ -2,6 +2,7 @@
 export) runs end to end and reports what it measured."""
 
 import json
+from pathlib import Path
 
 import pytest
 from transformers import AutoModel
@@ -46,3 +47,35 @@ def test_reduced_demo_runs_end_to_end(tmp_path, capsys):
 def test_demo_arguments_are_validated(overrides, message):
     with pytest.raises(ValueError, match=message):
         DemoArguments(**overrides)
+
+
+def test_fine_tuned_run_is_reused_only_under_the_same_arguments(tmp_path, monkeypatch):
+    """`fine_tune` must not hand back (or resume) a model trained with other settings in the same output folder."""
+    import subprocess
+
+    from training import demo
+
+    launched = []
+
+    def fake_run(command, check, env):
+        launched.append(command)
+        run_dir = Path(command[command.index("--output_dir") + 1])
+        (run_dir / "model.safetensors").write_bytes(b"weights")
+        (run_dir / "train_results.json").write_text("{}")
+        (run_dir / "checkpoint-4").mkdir(exist_ok=True)
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(demo.subprocess, "run", fake_run)
+    args = DemoArguments(output_dir=str(tmp_path), train_steps=8)
+    paths = (tmp_path / "world", tmp_path / "base", tmp_path / "bags")
+    for path in paths:
+        path.mkdir()
+    run_dir = demo.fine_tune(args, *paths)
+    assert len(launched) == 1
+    assert demo.fine_tune(args, *paths) == run_dir and len(launched) == 1  # same arguments: reused
+    (run_dir / "stale_marker").write_text("from the first run")
+    changed = DemoArguments(output_dir=str(tmp_path), train_steps=9)
+    demo.fine_tune(changed, *paths)
+    assert len(launched) == 2 and "9" == launched[1][launched[1].index("--max_steps") + 1]
+    assert not (run_dir / "stale_marker").exists()  # the old run (and its checkpoints) was removed, not resumed
+    assert json.loads((run_dir / demo.FINE_TUNE_RECORD).read_text()) == launched[1][1:]

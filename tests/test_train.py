@@ -75,6 +75,13 @@ def test_paper_config_file_and_overrides():
     assert data_args.num_frames == 16  # untouched values still come from the file
 
 
+def test_augmentations_flag_defaults_to_the_paper_and_none_disables_all(tmp_path):
+    common = ["--output_dir", str(tmp_path), "--use_cpu", "true"]
+    assert parse_args(common)[1].augmentations == ["multiscale_crop", "flip", "color_jitter", "grayscale"]
+    assert parse_args([*common, "--augmentations", "none"])[1].augmentations == []
+    assert parse_args([*common, "--augmentations", "multiscale_crop"])[1].augmentations == ["multiscale_crop"]
+
+
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
@@ -83,6 +90,8 @@ def test_paper_config_file_and_overrides():
         (["--ensemble_ratio", "1.5"], "--ensemble_ratio must be in \\[0, 1\\], got 1.5"),
         (["--filter_ratio", "0"], "--filter_ratio must be in \\(0, 1\\], got 0"),
         (["--text_sources", "dictionary", "blip"], "--text_sources \\['blip'\\] unknown"),
+        (["--augmentations", "flip", "mixup"], "--augmentations \\['mixup'\\] unknown"),
+        (["--augmentations", "none", "flip"], "--augmentations \\['none'\\] unknown"),
     ],
 )
 def test_bad_arguments_fail_fast(flags, message, tmp_path):

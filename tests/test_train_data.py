@@ -15,6 +15,7 @@ from training.data import (
     build_train_transform,
     prepare_text_bag_dataset,
     sample_bag,
+    validate_augmentations,
     validate_text_bag_columns,
 )
 
@@ -120,6 +121,38 @@ def test_augmentation_varies_between_draws_and_eval_is_center_crop():
     assert plain.shape == (2, 3, 32, 32)
     expected = (torch.tensor([1.0, 128 / 255, 0.0]) - torch.tensor(MEAN)) / torch.tensor(STD)
     torch.testing.assert_close(plain[1, :, 16, 16], expected, atol=1e-5, rtol=0)
+
+
+def test_augmentation_selection_keeps_only_the_chosen_steps():
+    video = torch.arange(3 * 40 * 60, dtype=torch.int64).reshape(1, 3, 40, 60).remainder(251).to(torch.uint8)
+    plain = build_train_transform(32, MEAN, STD, augment=False)(video)
+    # No augmentation selected: exactly the inference transform, whatever the seed.
+    torch.manual_seed(0)
+    assert torch.equal(build_train_transform(32, MEAN, STD, augment=True, augmentations=())(video), plain)
+    # Flip only: every draw is the centre crop or its mirror image (no crop, no colour change), and both occur.
+    flipped = []
+    for seed in range(8):
+        torch.manual_seed(seed)
+        out = build_train_transform(32, MEAN, STD, augment=True, augmentations=["flip"])(video)
+        assert torch.equal(out, plain) or torch.equal(out, plain.flip(-1))
+        flipped.append(torch.equal(out, plain.flip(-1)))
+    assert any(flipped) and not all(flipped)
+    # Colour steps only: geometry untouched, so a pixel keeps its place; greyscale makes the channels equal.
+    torch.manual_seed(3)
+    outs = [build_train_transform(32, MEAN, STD, True, ["grayscale"])(video) for _ in range(20)]
+    grey = [o for o in outs if not torch.equal(o, plain)]
+    assert grey, "greyscale (p=0.2) never fired in 20 draws"
+    unnormalised = grey[0] * torch.tensor(STD)[:, None, None] + torch.tensor(MEAN)[:, None, None]
+    torch.testing.assert_close(unnormalised[:, 0], unnormalised[:, 1], atol=1e-5, rtol=0)
+
+
+def test_unknown_augmentation_is_named():
+    with pytest.raises(ValueError, match="'mixup'"):
+        validate_augmentations(["flip", "mixup"])
+    with pytest.raises(TypeError, match="'flip'"):
+        validate_augmentations("flip")
+    with pytest.raises(ValueError, match="'mixup'"):
+        build_train_transform(32, MEAN, STD, augment=True, augmentations=["mixup"])
 
 
 def _dataset(bags_dir, **kwargs):

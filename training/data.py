@@ -32,6 +32,9 @@ TEXT_SOURCE_COLUMNS = {"dictionary": None, "llm": "llm_verbs", "captions": "capt
 PROMPT_TEMPLATE = "a photo of a {}."
 #: Multi-scale crop scales of TSN / X-CLIP / ViFi-CLIP (fractions of the shorter side).
 MULTI_SCALE_CROP_SCALES = (1.0, 0.875, 0.75, 0.66)
+#: Training augmentations, in the order they are applied; the paper (X-CLIP / ViFi-CLIP recipe) uses all four.
+#: Direction- or colour-defined classes need fewer: a flip turns "moving left" into "moving right" (as in SSv2).
+TRAIN_AUGMENTATIONS = ("multiscale_crop", "flip", "color_jitter", "grayscale")
 
 
 def class_prompt(matched_text: str) -> str:
@@ -177,26 +180,42 @@ class MultiScaleCrop(v2.Transform):
         return self._call_kernel(v2.functional.resized_crop, inpt, **params, size=self.size, antialias=True)
 
 
+def validate_augmentations(augmentations: Sequence[str]) -> tuple[str, ...]:
+    """Check a selection of `TRAIN_AUGMENTATIONS`; returns it as a tuple (empty = resize and centre crop only)."""
+    if isinstance(augmentations, str):
+        raise TypeError(f"augmentations must be a list of names, not the string {augmentations!r}.")
+    unknown = [name for name in augmentations if name not in TRAIN_AUGMENTATIONS]
+    if unknown:
+        raise ValueError(f"Unknown augmentation(s) {unknown}; choose from {list(TRAIN_AUGMENTATIONS)}.")
+    return tuple(augmentations)
+
+
 def build_train_transform(
-    image_size: int, image_mean: Sequence[float], image_std: Sequence[float], augment: bool = True
+    image_size: int,
+    image_mean: Sequence[float],
+    image_std: Sequence[float],
+    augment: bool = True,
+    augmentations: Sequence[str] = TRAIN_AUGMENTATIONS,
 ) -> v2.Compose:
     """Frames ``(T, 3, H, W)`` uint8 -> normalised float ``(T, 3, image_size, image_size)``.
 
-    With ``augment`` the paper's augmentation (X-CLIP / ViFi-CLIP recipe) is applied with one set of random
-    parameters to all frames of a video: multi-scale crop, horizontal flip, colour jitter with p=0.8, greyscale with
-    p=0.2. Without it: resize of the shorter side and centre crop, as at inference.
+    With ``augment`` the selected `augmentations` (default: the paper's X-CLIP / ViFi-CLIP recipe, all of
+    `TRAIN_AUGMENTATIONS`) are applied with one set of random parameters to all frames of a video: multi-scale crop,
+    horizontal flip, colour jitter with p=0.8, greyscale with p=0.2. Without ``augment``, or without
+    ``"multiscale_crop"``: resize of the shorter side and centre crop, as at inference.
     """
-    if augment:
-        steps = [
-            # As X-CLIP / ViFi-CLIP: shorter side to 256/224 of the crop size, then crops of 1 to 0.66 of it.
-            v2.Resize(round(image_size * 256 / 224), antialias=True),
-            MultiScaleCrop(image_size),
-            v2.RandomHorizontalFlip(p=0.5),
-            v2.RandomApply([v2.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1)], p=0.8),
-            v2.RandomGrayscale(p=0.2),
-        ]
+    selected = validate_augmentations(augmentations) if augment else ()
+    if "multiscale_crop" in selected:
+        # As X-CLIP / ViFi-CLIP: shorter side to 256/224 of the crop size, then crops of 1 to 0.66 of it.
+        steps = [v2.Resize(round(image_size * 256 / 224), antialias=True), MultiScaleCrop(image_size)]
     else:
         steps = [v2.Resize(image_size, antialias=True), v2.CenterCrop(image_size)]
+    if "flip" in selected:
+        steps.append(v2.RandomHorizontalFlip(p=0.5))
+    if "color_jitter" in selected:
+        steps.append(v2.RandomApply([v2.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1)], p=0.8))
+    if "grayscale" in selected:
+        steps.append(v2.RandomGrayscale(p=0.2))
     return v2.Compose([*steps, v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(image_mean), list(image_std))])
 
 
@@ -215,6 +234,7 @@ class TextBagVideoDataset(torch.utils.data.Dataset):
         seed (`int`): base seed; item randomness is drawn from ``(seed, epoch, index)``.
         training (`bool`): random frame offsets and augmentation; otherwise segment centres and centre crop.
         video_backend (`str`): decoder passed to :func:`modeling_maxi.video_io.read_video_frames`.
+        augmentations (`Sequence[str]`): the `TRAIN_AUGMENTATIONS` applied when ``training`` (default: all).
     """
 
     def __init__(
@@ -229,6 +249,7 @@ class TextBagVideoDataset(torch.utils.data.Dataset):
         seed: int = 42,
         training: bool = True,
         video_backend: str = "auto",
+        augmentations: Sequence[str] = TRAIN_AUGMENTATIONS,
     ):
         if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
             raise ValueError(f"num_frames must be a positive integer, got {num_frames!r}.")
@@ -246,7 +267,10 @@ class TextBagVideoDataset(torch.utils.data.Dataset):
         self.training = training
         self.video_backend = video_backend
         self.epoch = 0
-        self.transform = build_train_transform(image_size, image_mean, image_std, augment=training)
+        self.augmentations = validate_augmentations(augmentations)
+        self.transform = build_train_transform(
+            image_size, image_mean, image_std, augment=training, augmentations=self.augmentations
+        )
 
     def __len__(self) -> int:
         return len(self.dataset)

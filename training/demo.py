@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -40,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 TRAIN_SCRIPT = Path(__file__).resolve().parent / "train.py"
 PHRASE_TABLE_MODEL = "toy-phrase-table"
+FINE_TUNE_RECORD = "demo_fine_tune_arguments.json"
 
 
 def default_cache_dir() -> str:
@@ -57,9 +59,9 @@ class DemoArguments:
         default=None, metadata={"help": "Cache of pretrained toy base models (default: $MAXI_CACHE or ~/.cache/maxi)."}
     )
     seed: int = field(default=0, metadata={"help": "Seed of the world, the base model and the fine-tuning."})
-    num_train_videos: int = field(default=600, metadata={"help": "Unlabeled training clips."})
+    num_train_videos: int = field(default=1500, metadata={"help": "Unlabeled training clips."})
     num_test_videos: int = field(default=300, metadata={"help": "Held-out evaluation clips."})
-    base_steps: int = field(default=400, metadata={"help": "Pretraining steps of the object-biased base model."})
+    base_steps: int = field(default=1000, metadata={"help": "Pretraining steps of the object-biased base model."})
     base_images: int = field(default=8000, metadata={"help": "Captioned still frames for base pretraining."})
     action_caption_prob: float = field(
         default=0.3, metadata={"help": "How often a pretraining caption names the action (the object-bias knob)."}
@@ -71,10 +73,22 @@ class DemoArguments:
     filter_ratio: float = field(default=0.5, metadata={"help": "Fraction p of videos kept by CLIP match score."})
     loss_variant: str = field(default="mil_nce", metadata={"help": "Training objective (see modeling_maxi.loss)."})
     bag_size: int = field(default=8, metadata={"help": "Texts per video bag in a training step."})
-    train_steps: int = field(default=60, metadata={"help": "MIL-NCE fine-tuning steps."})
+    train_steps: int = field(default=80, metadata={"help": "MIL-NCE fine-tuning steps."})
     train_batch_size: int = field(default=32, metadata={"help": "Videos per step (global batch)."})
     learning_rate: float = field(default=1e-4, metadata={"help": "Peak AdamW learning rate of the fine-tuning."})
-    ensemble_ratio: float = field(default=0.0, metadata={"help": "Weight-space ensembling with the base (0 = off)."})
+    augmentations: list[str] = field(
+        default_factory=lambda: ["multiscale_crop"],
+        metadata={
+            "help": "Fine-tuning augmentations (see training/train.py). The toy actions are defined by direction and "
+            "by the ink of their motion marks, so flips and colour changes would corrupt the pseudo-labels."
+        },
+    )
+    freeze_vision_encoder: bool = field(
+        default=False, metadata={"help": "Fine-tune the text tower only (the vision tower stays the base model's)."}
+    )
+    ensemble_ratio: float = field(
+        default=0.2, metadata={"help": "Weight-space ensembling with the base model (paper: 0.2; 0 = off)."}
+    )
     num_processes: int = field(default=1, metadata={"help": "accelerate processes for fine-tuning (CPU: 1 or 2)."})
     dataloader_num_workers: int = field(default=1, metadata={"help": "Video-decoding workers per process."})
     launch_space: bool = field(default=False, metadata={"help": "Serve the Gradio demo on the result at the end."})
@@ -128,15 +142,21 @@ def build_text_bags(args: DemoArguments, world_dir: Path, base_dir: Path) -> tup
     """Runs the real text-bag pipeline; the LLM is the loopback phrase-table server (see the module docstring)."""
     from dataset_scripts import build_text_bags as pipeline
     from dataset_scripts.toy_phrase_table import TOY_PHRASE_TABLE
+    from dataset_scripts.toy_world import TOY_CAPTION_TEMPLATES
     from modeling_maxi.text_bags import OpenAICompatibleServer
 
     bags_dir = Path(args.output_dir) / "text_bags"
+    # Matching ensembles over the sentence frames of the base model's caption corpus, as real CLIP's 28 Kinetics
+    # templates are sentence frames of its web data.
+    templates_path = Path(args.output_dir) / "prompt_templates.txt"
+    templates_path.write_text("\n".join(TOY_CAPTION_TEMPLATES) + "\n", encoding="utf-8")
     with OpenAICompatibleServer(phrase_table=TOY_PHRASE_TABLE) as server:
         record = pipeline.main(
             [
                 "--videos", str(world_dir / "splits" / "train.txt"),
                 "--video_root", str(world_dir),
                 "--dictionary", str(world_dir / "labels" / "actions.csv"),
+                "--prompt_templates", str(templates_path),
                 "--clip_model", str(base_dir),
                 "--num_frames", str(args.num_frames),
                 "--llm_model", PHRASE_TABLE_MODEL,
@@ -174,7 +194,9 @@ def fine_tune(
         "--loss_variant", loss_variant,
         "--class_names", str(world_dir / "labels" / "actions.csv"),  # used by the cross_entropy objective
         "--filter_ratio", "1.0",  # the bags were already filtered by the pipeline
+        "--augmentations", *(args.augmentations or ["none"]),
         "--ensemble_ratio", str(args.ensemble_ratio),
+        "--freeze_vision_encoder", str(args.freeze_vision_encoder).lower(),
         "--output_dir", str(run_dir),
         "--max_steps", str(args.train_steps),
         "--per_device_train_batch_size", str(args.train_batch_size // args.num_processes),
@@ -192,12 +214,32 @@ def fine_tune(
         "--use_cpu", str(not torch.cuda.is_available()).lower(),
         "--disable_tqdm", "true",
     ]
-    if (run_dir / "model.safetensors").is_file() and (run_dir / "train_results.json").is_file():
+    # The arguments are recorded before launching: a finished run is reused and an interrupted one resumes from its
+    # last checkpoint (train.py does that) only under exactly these arguments (the interpreter aside); a run made
+    # with other settings is removed first, so that it can neither be reused nor resumed by mistake.
+    record_path = run_dir / FINE_TUNE_RECORD
+    arguments = command[1:]
+    recorded = json.loads(record_path.read_text()) if record_path.is_file() else None
+    finished = (run_dir / "model.safetensors").is_file() and (run_dir / "train_results.json").is_file()
+    if recorded == arguments and finished:
         logger.info("Reusing the fine-tuned model in %s", run_dir)
         return run_dir
+    if run_dir.exists() and recorded != arguments:
+        logger.info("Removing %s: it was fine-tuned with other settings", run_dir)
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    record_path.write_text(json.dumps(arguments, indent=1))
     logger.info("Fine-tuning: %s", " ".join(command))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(_repo_root()), os.environ.get("PYTHONPATH")]))}
     subprocess.run(command, check=True, env=env)
+    return run_dir
+    if run_dir.exists():
+        logger.info("Settings changed or run unfinished: fine-tuning again into %s", run_dir)
+        record_path.unlink(missing_ok=True)
+    logger.info("Fine-tuning: %s", " ".join(command))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(_repo_root()), os.environ.get("PYTHONPATH")]))}
+    subprocess.run(command, check=True, env=env)
+    record_path.write_text(json.dumps(arguments, indent=1))
     return run_dir
 
 

@@ -12,7 +12,7 @@ The result is cached in ``<cache_dir>/<settings hash>/`` (``save_pretrained`` mo
 
 Usage::
 
-    python -m training.pretrain_toy_base --cache_dir toy_cache/base --num_steps 400
+    python -m training.pretrain_toy_base --cache_dir toy_cache/base --num_steps 1000
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from transformers import CLIPImageProcessor, HfArgumentParser, set_seed
 from dataset_scripts.toy_phrase_table import TOY_HELDOUT_PHRASINGS, TOY_PHRASE_TABLE
 from dataset_scripts.toy_world import (
     TOY_ACTION_DICTIONARY,
+    TOY_CAPTION_TEMPLATES,
     TOY_COLORS,
     TOY_SHAPES,
     WORLD_FORMAT_VERSION,
@@ -57,7 +58,6 @@ _TEXTURE_WORDS = {
     "dotted": ("dotted",),
     "checkered": ("checkered",),
 }
-_CAPTION_TEMPLATES = ("a photo of a {}.", "a picture of a {}.", "an image of a {}.", "a {}.", "a rendering of a {}.")
 
 
 @dataclass
@@ -70,7 +70,7 @@ class ToyBaseArguments:
     num_probe_images: int = field(
         default=600, metadata={"help": "Held-out captioned stills for the colour/shape/action probes."}
     )
-    num_steps: int = field(default=400, metadata={"help": "Optimisation steps."})
+    num_steps: int = field(default=1000, metadata={"help": "Optimisation steps."})
     batch_size: int = field(default=128, metadata={"help": "Image-caption pairs per step."})
     learning_rate: float = field(default=1e-3, metadata={"help": "Peak AdamW learning rate."})
     weight_decay: float = field(default=0.1, metadata={"help": "AdamW weight decay."})
@@ -83,10 +83,10 @@ class ToyBaseArguments:
         metadata={"help": "Probability that a caption describes the frame's motion marks in appearance words."},
     )
     image_size: int = field(default=64, metadata={"help": "Model input size (frames are resized to it)."})
-    patch_size: int = field(default=8, metadata={"help": "Vision patch size."})
+    patch_size: int = field(default=16, metadata={"help": "Vision patch size."})
     vision_layers: int = field(default=4, metadata={"help": "Vision transformer layers."})
     vision_width: int = field(default=128, metadata={"help": "Vision hidden size."})
-    text_layers: int = field(default=3, metadata={"help": "Text transformer layers."})
+    text_layers: int = field(default=2, metadata={"help": "Text transformer layers."})
     text_width: int = field(default=128, metadata={"help": "Text hidden size."})
     projection_dim: int = field(default=64, metadata={"help": "Joint embedding size."})
     num_frames: int = field(default=8, metadata={"help": "Frames per video of the saved video model/processor."})
@@ -163,6 +163,7 @@ _RENDERING_FIELDS = (
     "object_scale",
     "context_bias",
     "motion_marks",
+    "mark_width",
 )
 
 
@@ -205,7 +206,7 @@ def caption_frame(
             phrase += f" on the {horizontal}" if horizontal != "center" else " in the middle"
     if rng.random() < 0.5:
         phrase += f" on a {attributes['background']} background"
-    template = _CAPTION_TEMPLATES[rng.integers(len(_CAPTION_TEMPLATES))]
+    template = TOY_CAPTION_TEMPLATES[rng.integers(len(TOY_CAPTION_TEMPLATES))]
     return template.format(phrase)
 
 
@@ -349,6 +350,7 @@ def pretrain_toy_base(args: ToyBaseArguments, world: ToyWorldConfig | None = Non
         lr=args.learning_rate,
         betas=(0.9, 0.98),
         eps=1e-6,
+        fused=True,  # one kernel over all parameters: about 1.5x faster steps on CPU than the per-tensor loop
     )
     warmup = max(int(args.warmup_ratio * args.num_steps), 1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(

@@ -43,6 +43,7 @@ from modeling_maxi.text_bags.publishing import load_text_bags as load_published_
 from training.data import (  # noqa: E402
     PROMPT_TEMPLATE,
     TEXT_SOURCE_COLUMNS,
+    TRAIN_AUGMENTATIONS,
     TextBagCollator,
     TextBagVideoDataset,
     prepare_text_bag_dataset,
@@ -101,6 +102,13 @@ class DataArguments:
         default=None, metadata={"help": "Use only the first N training videos (debugging)."}
     )
     video_backend: str = field(default="auto", metadata={"help": "Video decoder: auto, decord, torchcodec or pyav."})
+    augmentations: list[str] = field(
+        default_factory=lambda: list(TRAIN_AUGMENTATIONS),
+        metadata={
+            "help": f"Training augmentations, some of {', '.join(TRAIN_AUGMENTATIONS)} (paper: all). Drop 'flip' "
+            "for direction-defined classes and the colour ones when colour defines a class; 'none' disables all."
+        },
+    )
     class_names: str = field(
         default="k400",
         metadata={"help": "Dictionary of the 'cross_entropy' loss variant: built-in list name or csv/txt path."},
@@ -119,6 +127,13 @@ class DataArguments:
                 raise ValueError(f"--text_sources {unknown} unknown; choose from {sorted(TEXT_SOURCE_COLUMNS)}.")
         if self.max_train_samples is not None and self.max_train_samples < 1:
             raise ValueError(f"--max_train_samples must be >= 1, got {self.max_train_samples}.")
+        if list(self.augmentations) == ["none"]:
+            self.augmentations = []
+        unknown = [name for name in self.augmentations if name not in TRAIN_AUGMENTATIONS]
+        if unknown:
+            raise ValueError(
+                f"--augmentations {unknown} unknown; choose from {list(TRAIN_AUGMENTATIONS)} (or 'none' alone)."
+            )
 
 
 @dataclass
@@ -472,6 +487,7 @@ def main(argv: list[str] | None = None) -> MaxiTrainer:
         seed=training_args.data_seed if training_args.data_seed is not None else training_args.seed,
         training=True,
         video_backend=data_args.video_backend,
+        augmentations=data_args.augmentations,
     )
     collator = TextBagCollator(processor.tokenizer, data_args.bag_size, train_dataset.frame_shape)
     class_prompts = None
