@@ -149,6 +149,7 @@ def build_text_bags(args: DemoArguments, world_dir: Path, base_dir: Path) -> tup
     # Matching ensembles over the sentence frames of the base model's caption corpus, as real CLIP's 28 Kinetics
     # templates are sentence frames of its web data.
     templates_path = Path(args.output_dir) / "prompt_templates.txt"
+    templates_path.parent.mkdir(parents=True, exist_ok=True)
     templates_path.write_text("\n".join(TOY_CAPTION_TEMPLATES) + "\n", encoding="utf-8")
     with OpenAICompatibleServer(phrase_table=TOY_PHRASE_TABLE) as server:
         record = pipeline.main(
