@@ -234,14 +234,6 @@ def fine_tune(
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(_repo_root()), os.environ.get("PYTHONPATH")]))}
     subprocess.run(command, check=True, env=env)
     return run_dir
-    if run_dir.exists():
-        logger.info("Settings changed or run unfinished: fine-tuning again into %s", run_dir)
-        record_path.unlink(missing_ok=True)
-    logger.info("Fine-tuning: %s", " ".join(command))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(_repo_root()), os.environ.get("PYTHONPATH")]))}
-    subprocess.run(command, check=True, env=env)
-    record_path.write_text(json.dumps(arguments, indent=1))
-    return run_dir
 
 
 def _repo_root() -> Path:
