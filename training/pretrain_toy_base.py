@@ -23,7 +23,6 @@ import json
 import logging
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 
@@ -47,6 +46,7 @@ from dataset_scripts.toy_world import (
 )
 from modeling_maxi import MaxiVideoCLIPConfig, MaxiVideoCLIPModel, MaxiVideoProcessor
 from modeling_maxi.tokenizer_offline import build_offline_clip_tokenizer
+from training.cli_args import parse_arguments
 
 logger = logging.getLogger(__name__)
 
@@ -408,11 +408,7 @@ def pretrain_toy_base(args: ToyBaseArguments, world: ToyWorldConfig | None = Non
 
 
 def main(argv: list[str] | None = None) -> str:
-    parser = HfArgumentParser((ToyBaseArguments,))
-    if argv is None and len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
-        (args,) = parser.parse_json_file(os.path.abspath(sys.argv[1]))
-    else:
-        (args,) = parser.parse_args_into_dataclasses(args=argv)
+    (args,) = parse_arguments(HfArgumentParser((ToyBaseArguments,)), argv)
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
     world = load_world_config(args.world_dir) if args.world_dir else None
     return pretrain_toy_base(args, world)
