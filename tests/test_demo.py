@@ -2,11 +2,14 @@
 export) runs end to end and reports what it measured."""
 
 import json
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from transformers import AutoModel
 
+from dataset_scripts.toy_world import TOY_ACTION_CONTEXT
 from training.demo import DemoArguments, main
 
 
@@ -49,15 +52,11 @@ def test_demo_arguments_are_validated(overrides, message):
         DemoArguments(**overrides)
 
 
-def test_fine_tuned_run_is_reused_only_under_the_same_arguments(tmp_path, monkeypatch):
-    """`fine_tune` must not hand back (or resume) a model trained with other settings in the same output folder."""
-    import subprocess
+def fake_launcher(launched: list) -> Callable:
+    """Stands in for `subprocess.run` of `accelerate launch train.py`: records the command and writes what a finished
+    run leaves behind (weights, results, a checkpoint)."""
 
-    from training import demo
-
-    launched = []
-
-    def fake_run(command, check, env):
+    def run(command, check, env):
         launched.append(command)
         run_dir = Path(command[command.index("--output_dir") + 1])
         (run_dir / "model.safetensors").write_bytes(b"weights")
@@ -65,7 +64,15 @@ def test_fine_tuned_run_is_reused_only_under_the_same_arguments(tmp_path, monkey
         (run_dir / "checkpoint-4").mkdir(exist_ok=True)
         return subprocess.CompletedProcess(command, 0)
 
-    monkeypatch.setattr(demo.subprocess, "run", fake_run)
+    return run
+
+
+def test_fine_tuned_run_is_reused_only_under_the_same_arguments(tmp_path, monkeypatch):
+    """`fine_tune` must not hand back (or resume) a model trained with other settings in the same output folder."""
+    from training import demo
+
+    launched = []
+    monkeypatch.setattr(demo.subprocess, "run", fake_launcher(launched))
     args = DemoArguments(output_dir=str(tmp_path), train_steps=8)
     paths = (tmp_path / "world", tmp_path / "base", tmp_path / "bags")
     for path in paths:
@@ -79,3 +86,35 @@ def test_fine_tuned_run_is_reused_only_under_the_same_arguments(tmp_path, monkey
     assert len(launched) == 2 and "9" == launched[1][launched[1].index("--max_steps") + 1]
     assert not (run_dir / "stale_marker").exists()  # the old run (and its checkpoints) was removed, not resumed
     assert json.loads((run_dir / demo.FINE_TUNE_RECORD).read_text()) == launched[1][1:]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [({"context_bias": 1.5}, "context_bias"), ({"text_sources": ["llm"]}, "text_sources"),
+     ({"text_sources": ["dictionary", "captionz"]}, "captionz")],
+)
+def test_world_and_bag_source_settings_are_validated(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        DemoArguments(**overrides)
+
+
+def test_world_and_bag_source_settings_reach_the_world_and_the_training_command(tmp_path, monkeypatch):
+    from training import demo
+
+    args = DemoArguments(
+        output_dir=str(tmp_path), num_train_videos=2, num_test_videos=2, context_bias=1.0, text_sources=["dictionary"]
+    )
+    world_dir = demo.generate_world(args)
+    manifest = json.loads((world_dir / "world.json").read_text())
+    assert manifest["config"]["context_bias"] == 1.0
+    for record in manifest["splits"]["train"] + manifest["splits"]["test"]:  # every clip in its typical scene
+        spec = record["spec"]
+        assert (spec["background"], spec["color"]) == TOY_ACTION_CONTEXT[spec["action"]]
+
+    launched = []
+    monkeypatch.setattr(demo.subprocess, "run", fake_launcher(launched))
+    demo.fine_tune(args, world_dir, tmp_path / "base", tmp_path / "bags", run_name="dictionary_only")
+    command = launched[0]
+    assert command[command.index("--text_sources") + 1 :][:2] == ["dictionary", "--ensemble_ratio"]
+    demo.fine_tune(DemoArguments(output_dir=str(tmp_path)), world_dir, tmp_path / "base", tmp_path / "bags")
+    assert "--text_sources" not in launched[1]  # default: the whole bag column

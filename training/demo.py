@@ -36,6 +36,7 @@ import torch
 from transformers import HfArgumentParser
 
 from training.cli_args import parse_arguments
+from training.data import TEXT_SOURCE_COLUMNS
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +70,13 @@ class DemoArguments:
     mark_caption_prob: float = field(
         default=0.6, metadata={"help": "How often a pretraining caption describes the motion marks it shows."}
     )
+    context_bias: float = field(
+        default=0.0,
+        metadata={
+            "help": "Probability that a clip (and a pretraining still) shows its action's typical scene: background "
+            "and object colour (see dataset_scripts/toy_world.py)."
+        },
+    )
     num_frames: int = field(default=8, metadata={"help": "Frames per video for matching, training and evaluation."})
     filter_ratio: float = field(default=0.5, metadata={"help": "Fraction p of videos kept by CLIP match score."})
     loss_variant: str = field(default="mil_nce", metadata={"help": "Training objective (see modeling_maxi.loss)."})
@@ -81,6 +89,13 @@ class DemoArguments:
         metadata={
             "help": "Fine-tuning augmentations (see training/train.py). The toy actions are defined by direction and "
             "by the ink of their motion marks, so flips and colour changes would corrupt the pseudo-labels."
+        },
+    )
+    text_sources: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Bag sources to fine-tune on ('dictionary' plus any of 'llm', 'captions'; see training/train.py); "
+            "default: the whole bag the pipeline built. 'dictionary' alone trains on the bare class prompt."
         },
     )
     freeze_vision_encoder: bool = field(
@@ -101,6 +116,15 @@ class DemoArguments:
                 raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
         if not 0.0 < self.filter_ratio <= 1.0:
             raise ValueError(f"`filter_ratio` must be in (0, 1], got {self.filter_ratio!r}.")
+        if not 0.0 <= self.context_bias <= 1.0:
+            raise ValueError(f"`context_bias` must be in [0, 1], got {self.context_bias!r}.")
+        if self.text_sources is not None:
+            unknown = [source for source in self.text_sources if source not in TEXT_SOURCE_COLUMNS]
+            if unknown or "dictionary" not in self.text_sources:
+                raise ValueError(
+                    f"`text_sources` must list 'dictionary' and any of {sorted(TEXT_SOURCE_COLUMNS)}, got "
+                    f"{self.text_sources!r}."
+                )
         if not 0.0 <= self.ensemble_ratio <= 1.0:
             raise ValueError(f"`ensemble_ratio` must be in [0, 1], got {self.ensemble_ratio!r}.")
         if self.learning_rate <= 0:
@@ -117,7 +141,10 @@ def generate_world(args: DemoArguments) -> Path:
 
     world_dir = Path(args.output_dir) / "world"
     config = ToyWorldConfig(
-        seed=args.seed, num_train=args.num_train_videos, num_test=args.num_test_videos
+        seed=args.seed,
+        num_train=args.num_train_videos,
+        num_test=args.num_test_videos,
+        context_bias=args.context_bias,
     )
     generate_toy_world(world_dir, config)
     return world_dir
@@ -196,6 +223,7 @@ def fine_tune(
         "--class_names", str(world_dir / "labels" / "actions.csv"),  # used by the cross_entropy objective
         "--filter_ratio", "1.0",  # the bags were already filtered by the pipeline
         "--augmentations", *(args.augmentations or ["none"]),
+        *(["--text_sources", *args.text_sources] if args.text_sources else []),
         "--ensemble_ratio", str(args.ensemble_ratio),
         "--freeze_vision_encoder", str(args.freeze_vision_encoder).lower(),
         "--output_dir", str(run_dir),
