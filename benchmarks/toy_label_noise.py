@@ -1,9 +1,11 @@
 """Diagnosis of the toy claim: how much of the fine-tuning result is owed to the pseudo-labels' errors?
 
-For one seed of the demo world, fine-tunes the base model three times on the *same* kept videos with the same recipe:
+For one seed of the demo world, fine-tunes the base model four times on the *same* kept videos with the same recipe:
 on the text bags the pipeline built (CLIP-matched pseudo-labels, as MAXI does); on the same pseudo-labels with the
-bare class prompt only (``--text_sources dictionary``: what the bag texts add or cost); and on "oracle" bags in which
-every kept video's matched action (and with it the LLM phrases of its bag) is replaced by its ground-truth action.
+bare class prompt only (``--text_sources dictionary``: what the bag texts add or cost); on the pipeline's bags plus
+the verbs a perfect captioner would add to each video (its ground-truth action's verbs: the most that evidence per
+video can bring while the pseudo-label and the prompt prefix stay the match); and on "oracle" bags in which every
+kept video's matched action (and with it the LLM phrases of its bag) is replaced by its ground-truth action.
 The gap between the first and the last is what the pseudo-label errors cost; the gap between the oracle run and the
 base bounds what this recipe could gain on these videos. Also reports how the errors are structured: the matching
 confusion matrix and, per true action, whether the most frequent pseudo-label is the right one (if it is for every
@@ -51,12 +53,13 @@ from training.demo import (  # noqa: E402
 CLASS_LEVEL_COLUMNS = ("matched_label", "matched_text", "llm_phrases", "llm_verbs", "text_bag")
 
 
-def write_oracle_bags(bags_dir: Path, oracle_dir: Path) -> None:
-    """Copy the published bags, replacing each row's class-level columns by those of its ground-truth action."""
-    if oracle_dir.exists():
-        shutil.rmtree(oracle_dir)
-    shutil.copytree(bags_dir, oracle_dir, ignore=shutil.ignore_patterns("stages", "logs"))
-    for parquet in sorted(oracle_dir.glob("*/*.parquet")):
+def _rewrite_bags(bags_dir: Path, output_dir: Path, rewrite) -> None:
+    """Copy the published bags to `output_dir`, passing every configuration's rows through
+    ``rewrite(rows, by_class)``, where ``by_class`` maps an action id to a kept row matched to it."""
+    if output_dir.exists():
+        shutil.rmtree(output_dir)
+    shutil.copytree(bags_dir, output_dir, ignore=shutil.ignore_patterns("stages", "logs"))
+    for parquet in sorted(output_dir.glob("*/*.parquet")):
         rows = pd.read_parquet(parquet)
         by_class = {int(row.matched_label): row for _, row in rows.iterrows()}
         missing = sorted(set(rows["label"]) - set(by_class))
@@ -65,9 +68,30 @@ def write_oracle_bags(bags_dir: Path, oracle_dir: Path) -> None:
                 f"No kept video was matched to action(s) {[TOY_ACTION_DICTIONARY[i] for i in missing]}; their bags "
                 "cannot be borrowed. Use more videos or a larger filter ratio."
             )
+        rewrite(rows, by_class)
+        rows.to_parquet(parquet)
+
+
+def write_oracle_bags(bags_dir: Path, oracle_dir: Path) -> None:
+    """Copy the published bags, replacing each row's class-level columns by those of its ground-truth action."""
+
+    def use_true_action(rows, by_class):
         for column in CLASS_LEVEL_COLUMNS:
             rows[column] = [by_class[int(label)][column] for label in rows["label"]]
-        rows.to_parquet(parquet)
+
+    _rewrite_bags(bags_dir, oracle_dir, use_true_action)
+
+
+def write_perfect_caption_bags(bags_dir: Path, output_dir: Path) -> None:
+    """Copy the published bags, giving every video the caption verbs a perfect captioner would: the verbs of its
+    ground-truth action (its LLM verbs), added to its bag. The pseudo-label and the prompt prefix stay the match."""
+
+    def add_true_verbs(rows, by_class):
+        verbs = [list(by_class[int(label)]["llm_verbs"]) for label in rows["label"]]
+        rows["caption_verbs"] = verbs
+        rows["text_bag"] = [list(dict.fromkeys([*bag, *extra])) for bag, extra in zip(rows["text_bag"], verbs)]
+
+    _rewrite_bags(bags_dir, output_dir, add_true_verbs)
 
 
 def error_structure(bags_dir: Path) -> dict:
@@ -119,6 +143,8 @@ def main() -> None:
     bags_dir, _ = build_text_bags(args, world, base_dir)
     oracle_dir = Path(args.output_dir) / "text_bags_oracle"
     write_oracle_bags(bags_dir, oracle_dir)
+    captions_dir = Path(args.output_dir) / "text_bags_perfect_captions"
+    write_perfect_caption_bags(bags_dir, captions_dir)
     runs = {
         "base (object-biased CLIP)": base_dir,
         "MAXI, pseudo-labels (the pipeline's bags)": fine_tune(
@@ -126,6 +152,9 @@ def main() -> None:
         ),
         "same pseudo-labels, bare class prompt only": fine_tune(
             dictionary_only, world, base_dir, bags_dir, "mil_nce", "model_dictionary_only"
+        ),
+        "MAXI, pseudo-labels + the true action's verbs in every bag": fine_tune(
+            args, world, base_dir, captions_dir, "mil_nce", "model_perfect_captions"
         ),
         "MAXI, ground-truth labels on the same videos": fine_tune(
             args, world, base_dir, oracle_dir, "mil_nce", "model_oracle_labels"
