@@ -1,11 +1,13 @@
 """Diagnosis of the toy claim: how much of the fine-tuning result is owed to the pseudo-labels' errors?
 
-For one seed of the demo world, fine-tunes the base model four times on the *same* kept videos with the same recipe:
+For one seed of the demo world, fine-tunes the base model several times on the *same* kept videos with the same recipe:
 on the text bags the pipeline built (CLIP-matched pseudo-labels, as MAXI does); on the same pseudo-labels with the
 bare class prompt only (``--text_sources dictionary``: what the bag texts add or cost); on the pipeline's bags plus
 the verbs a perfect captioner would add to each video (its ground-truth action's verbs: the most that evidence per
-video can bring while the pseudo-label and the prompt prefix stay the match); and on "oracle" bags in which every
-kept video's matched action (and with it the LLM phrases of its bag) is replaced by its ground-truth action.
+video can bring while the pseudo-label and the prompt prefix stay the match); on bags whose wrong pseudo-labels were
+partly corrected, at random, until a given fraction of the kept videos is right (``--corrected_accuracies``: how good
+must the matches be?); and on "oracle" bags in which every kept video's matched action (and with it the LLM phrases of
+its bag) is replaced by its ground-truth action.
 The gap between the first and the last is what the pseudo-label errors cost; the gap between the oracle run and the
 base bounds what this recipe could gain on these videos. Also reports how the errors are structured: the matching
 confusion matrix and, per true action, whether the most frequent pseudo-label is the right one (if it is for every
@@ -82,6 +84,25 @@ def write_oracle_bags(bags_dir: Path, oracle_dir: Path) -> None:
     _rewrite_bags(bags_dir, oracle_dir, use_true_action)
 
 
+def write_corrected_bags(bags_dir: Path, output_dir: Path, accuracy: float, seed: int = 0) -> None:
+    """Copy the published bags, correcting the pseudo-labels (and class-level bag columns) of randomly chosen wrongly
+    matched videos to their ground-truth action until a fraction `accuracy` of the kept videos is right."""
+
+    def correct_some(rows, by_class):
+        wrong = np.flatnonzero(rows["label"].to_numpy() != rows["matched_label"].to_numpy())
+        needed = int(round(accuracy * len(rows))) - (len(rows) - len(wrong))
+        if needed <= 0:
+            return
+        chosen = set(np.random.default_rng(seed).choice(wrong, size=needed, replace=False).tolist())
+        for column in CLASS_LEVEL_COLUMNS:
+            rows[column] = [
+                by_class[int(label)][column] if index in chosen else value
+                for index, (label, value) in enumerate(zip(rows["label"], rows[column]))
+            ]
+
+    _rewrite_bags(bags_dir, output_dir, correct_some)
+
+
 def write_perfect_caption_bags(bags_dir: Path, output_dir: Path) -> None:
     """Copy the published bags, giving every video the caption verbs a perfect captioner would: the verbs of its
     ground-truth action (its LLM verbs), added to its bag. The pseudo-label and the prompt prefix stay the match."""
@@ -135,7 +156,18 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output_dir", default="toy_claims_output/seed0")
     parser.add_argument("--context_bias", type=float, default=0.0, help="World setting (see training/demo.py).")
+    parser.add_argument(
+        "--corrected_accuracies",
+        type=float,
+        nargs="*",
+        default=[0.8, 0.9],
+        help="Also train on the bags with randomly chosen wrong pseudo-labels corrected to ground truth until this "
+        "fraction of the kept videos is right (how good must the matches be?).",
+    )
     options = parser.parse_args()
+    for accuracy in options.corrected_accuracies:
+        if not 0.0 < accuracy <= 1.0:
+            parser.error(f"--corrected_accuracies must be in (0, 1], got {accuracy}.")
     args = DemoArguments(output_dir=options.output_dir, seed=options.seed, context_bias=options.context_bias)
     dictionary_only = dataclasses.replace(args, text_sources=["dictionary"])
     world = generate_world(args)
@@ -156,10 +188,16 @@ def main() -> None:
         "MAXI, pseudo-labels + the true action's verbs in every bag": fine_tune(
             args, world, base_dir, captions_dir, "mil_nce", "model_perfect_captions"
         ),
-        "MAXI, ground-truth labels on the same videos": fine_tune(
-            args, world, base_dir, oracle_dir, "mil_nce", "model_oracle_labels"
-        ),
     }
+    for accuracy in options.corrected_accuracies:
+        corrected_dir = Path(args.output_dir) / f"text_bags_corrected_{accuracy:g}"
+        write_corrected_bags(bags_dir, corrected_dir, accuracy)
+        runs[f"MAXI, pseudo-labels corrected to {100 * accuracy:g}% right"] = fine_tune(
+            args, world, base_dir, corrected_dir, "mil_nce", f"model_corrected_{accuracy:g}"
+        )
+    runs["MAXI, ground-truth labels on the same videos"] = fine_tune(
+        args, world, base_dir, oracle_dir, "mil_nce", "model_oracle_labels"
+    )
     results = {name: evaluate(path, world, args.num_frames) for name, path in runs.items()}
     if args.context_bias > 0:
         for name, path in runs.items():
