@@ -71,13 +71,18 @@ def sample_bag(bag: Sequence[str], matched_text: str, bag_size: int, rng: np.ran
     return [build_prompt(matched_text, texts[i]) for i in chosen]
 
 
+def unknown_text_sources(text_sources: Sequence[str]) -> list[str]:
+    """The entries of `text_sources` that are not bag sources (`TEXT_SOURCE_COLUMNS`), in order."""
+    return [source for source in text_sources if source not in TEXT_SOURCE_COLUMNS]
+
+
 def validate_text_bag_columns(column_names: Sequence[str], text_sources: Sequence[str] | None) -> None:
     """Fail fast, naming the missing column, when a dataset cannot feed training with the chosen sources."""
     needed = list(REQUIRED_COLUMNS)
     if text_sources is None:
         needed.append("text_bag")
     else:
-        unknown = [source for source in text_sources if source not in TEXT_SOURCE_COLUMNS]
+        unknown = unknown_text_sources(text_sources)
         if unknown:
             raise ValueError(f"Unknown text source(s) {unknown}; expected some of {sorted(TEXT_SOURCE_COLUMNS)}.")
         if "dictionary" not in text_sources:

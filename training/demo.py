@@ -36,7 +36,7 @@ import torch
 from transformers import HfArgumentParser
 
 from training.cli_args import parse_arguments
-from training.data import TEXT_SOURCE_COLUMNS
+from training.data import TEXT_SOURCE_COLUMNS, unknown_text_sources
 
 logger = logging.getLogger(__name__)
 
@@ -119,8 +119,7 @@ class DemoArguments:
         if not 0.0 <= self.context_bias <= 1.0:
             raise ValueError(f"`context_bias` must be in [0, 1], got {self.context_bias!r}.")
         if self.text_sources is not None:
-            unknown = [source for source in self.text_sources if source not in TEXT_SOURCE_COLUMNS]
-            if unknown or "dictionary" not in self.text_sources:
+            if unknown_text_sources(self.text_sources) or "dictionary" not in self.text_sources:
                 raise ValueError(
                     f"`text_sources` must list 'dictionary' and any of {sorted(TEXT_SOURCE_COLUMNS)}, got "
                     f"{self.text_sources!r}."

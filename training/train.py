@@ -47,6 +47,7 @@ from training.data import (  # noqa: E402
     TextBagCollator,
     TextBagVideoDataset,
     prepare_text_bag_dataset,
+    unknown_text_sources,
 )
 
 logger = logging.getLogger(__name__)
@@ -122,7 +123,7 @@ class DataArguments:
         if not 0 < self.filter_ratio <= 1:
             raise ValueError(f"--filter_ratio must be in (0, 1], got {self.filter_ratio}.")
         if self.text_sources is not None:
-            unknown = [s for s in self.text_sources if s not in TEXT_SOURCE_COLUMNS]
+            unknown = unknown_text_sources(self.text_sources)
             if unknown:
                 raise ValueError(f"--text_sources {unknown} unknown; choose from {sorted(TEXT_SOURCE_COLUMNS)}.")
         if self.max_train_samples is not None and self.max_train_samples < 1:
