@@ -17,6 +17,8 @@ from dataset_scripts.toy_phrase_table import (
 )
 from dataset_scripts.toy_world import (
     TOY_ACTION_DICTIONARY,
+    TOY_BACKGROUNDS,
+    TOY_COLORS,
     TOY_MARK_DESCRIPTIONS,
     TOY_MARK_INKS,
     ClipSpec,
@@ -25,6 +27,7 @@ from dataset_scripts.toy_world import (
     generate_toy_world,
     load_world_specs,
     object_state,
+    render_background,
     render_clip,
     sample_clip_spec,
     sample_split_specs,
@@ -118,9 +121,9 @@ def test_motion_trail_points_back_along_the_motion():
     spec = ClipSpec(
         action="moving right",
         shape="square",
-        color="white",
+        color="yellow",
         texture="plain",
-        background="black",
+        background="grass",
         start_x=20.0,
         start_y=32.0,
         radius=7.0,
@@ -130,9 +133,23 @@ def test_motion_trail_points_back_along_the_motion():
     row = frame[32, :, 0]
     center = int(object_state(spec, 8, 16).x)
     behind, ahead = row[center - 16 : center - 8], row[center + 9 : center + 17]
-    assert behind.mean() > 60 > ahead.mean()  # ghosts on the left (where it came from), background ahead
+    assert behind.mean() > 90 > ahead.mean()  # ghosts on the left (where it came from), background (R ~45) ahead
     without_trail = render_clip(spec, dataclasses.replace(config, trail_length=0))[8].astype(float)
-    assert without_trail[32, center - 16 : center - 8, 0].mean() < 40
+    assert without_trail[32, center - 16 : center - 8, 0].mean() < 70
+
+
+def test_mark_inks_are_far_from_every_scene_colour_and_from_each_other():
+    # A white object looked like blinking's white rays, a black background like bouncing's black floor line: errors
+    # driven by the scene. Every ink must stay >= 80 (RGB distance) from object colours, mean backgrounds, other inks.
+    scene = {f"object {name}": np.asarray(rgb, dtype=float) for name, rgb in TOY_COLORS.items()}
+    for name in TOY_BACKGROUNDS:
+        scene[f"background {name}"] = render_background(name, 64, 0).reshape(-1, 3).mean(0)
+    for action, ink in TOY_MARK_INKS.items():
+        ink = np.asarray(ink, dtype=float)
+        others = {f"ink of {other}": np.asarray(rgb, float) for other, rgb in TOY_MARK_INKS.items() if other != action}
+        for name, colour in {**scene, **others}.items():
+            assert np.linalg.norm(ink - colour) >= 80, (action, name)
+    assert len(set(TOY_MARK_INKS.values())) == len(TOY_MARK_INKS)
 
 
 @pytest.mark.parametrize("action", TOY_ACTION_DICTIONARY)
@@ -294,6 +311,30 @@ def test_captions_mention_actions_only_as_often_as_asked():
     assert all(a["shape"] in c or "shape" in c for c, a in zip(never, attributes))
 
 
+def test_second_fragments_follow_the_sentence_and_carry_the_action_phrase():
+    from training.pretrain_toy_base import action_phrasings, caption_frame
+
+    config = ToyWorldConfig()
+    rng = np.random.default_rng(1)
+    specs = [sample_clip_spec(rng, TOY_ACTION_DICTIONARY[i % 10], 64, 16) for i in range(40)]
+    attributes = [frame_attributes(spec, 3, config) for spec in specs]
+    # Off (the default of caption_frame): one sentence ending in its full stop, and the same random stream as before.
+    plain = [caption_frame(a, np.random.default_rng(i), 0.3, 0.6) for i, a in enumerate(attributes)]
+    assert plain == [caption_frame(a, np.random.default_rng(i), 0.3, 0.6, 0.0) for i, a in enumerate(attributes)]
+    assert all(c.endswith(".") for c in plain)
+    # Always on, with the action always named: the sentence ends at its full stop and the action phrase follows it.
+    tailed = [caption_frame(a, np.random.default_rng(i), 1.0, 0.6, 1.0) for i, a in enumerate(attributes)]
+    for caption, attrs in zip(tailed, attributes):
+        sentence, tail = caption.rsplit(". ", 1)
+        assert tail in action_phrasings(attrs["action"]), caption
+        assert not any(re.search(rf"\b{re.escape(p)}\b", sentence) for p in action_phrasings(attrs["action"])), caption
+    # Always on, action never named: the fragment is one of the frame's own attribute words.
+    tags = [caption_frame(a, np.random.default_rng(i), 0.0, 0.6, 1.0) for i, a in enumerate(attributes)]
+    for caption, attrs in zip(tags, attributes):
+        tail = caption.rsplit(". ", 1)[1]
+        assert tail in (attrs["color"], attrs["shape"], f"{attrs['background']} background"), caption
+
+
 def test_pretraining_saves_a_loadable_base_model_and_reuses_the_cache(tmp_path):
     import json
 
@@ -338,6 +379,8 @@ def test_pretraining_arguments_are_validated():
 
     with pytest.raises(ValueError, match="action_caption_prob"):
         ToyBaseArguments(action_caption_prob=1.5)
+    with pytest.raises(ValueError, match="second_fragment_prob"):
+        ToyBaseArguments(second_fragment_prob=-0.1)
     with pytest.raises(ValueError, match="image_size"):
         ToyBaseArguments(image_size=36, patch_size=8)
     with pytest.raises(ValueError, match="vision_width"):

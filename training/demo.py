@@ -81,9 +81,9 @@ class DemoArguments:
     filter_ratio: float = field(default=0.5, metadata={"help": "Fraction p of videos kept by CLIP match score."})
     loss_variant: str = field(default="mil_nce", metadata={"help": "Training objective (see modeling_maxi.loss)."})
     bag_size: int = field(default=8, metadata={"help": "Texts per video bag in a training step."})
-    train_steps: int = field(default=80, metadata={"help": "MIL-NCE fine-tuning steps."})
+    train_steps: int = field(default=300, metadata={"help": "MIL-NCE fine-tuning steps."})
     train_batch_size: int = field(default=32, metadata={"help": "Videos per step (global batch)."})
-    learning_rate: float = field(default=1e-4, metadata={"help": "Peak AdamW learning rate of the fine-tuning."})
+    learning_rate: float = field(default=3e-4, metadata={"help": "Peak AdamW learning rate of the fine-tuning."})
     augmentations: list[str] = field(
         default_factory=lambda: ["multiscale_crop"],
         metadata={

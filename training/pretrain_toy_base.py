@@ -82,6 +82,13 @@ class ToyBaseArguments:
         default=0.6,
         metadata={"help": "Probability that a caption describes the frame's motion marks in appearance words."},
     )
+    second_fragment_prob: float = field(
+        default=0.5,
+        metadata={
+            "help": "Probability that a caption ends with a second, tag-like fragment after its sentence, as web "
+            "alt-texts often do (an attribute word, or the action phrase when the caption names it)."
+        },
+    )
     image_size: int = field(default=64, metadata={"help": "Model input size (frames are resized to it)."})
     patch_size: int = field(default=16, metadata={"help": "Vision patch size."})
     vision_layers: int = field(default=4, metadata={"help": "Vision transformer layers."})
@@ -129,6 +136,8 @@ class ToyBaseArguments:
             raise ValueError(f"`mark_caption_prob` must be in [0, 1], got {self.mark_caption_prob!r}.")
         if not 0.0 <= self.action_caption_prob <= 1.0:
             raise ValueError(f"`action_caption_prob` must be in [0, 1], got {self.action_caption_prob!r}.")
+        if not 0.0 <= self.second_fragment_prob <= 1.0:
+            raise ValueError(f"`second_fragment_prob` must be in [0, 1], got {self.second_fragment_prob!r}.")
         if self.learning_rate <= 0:
             raise ValueError(f"`learning_rate` must be positive, got {self.learning_rate!r}.")
         if not 0.0 <= self.warmup_ratio < 1.0:
@@ -173,10 +182,21 @@ def action_phrasings(action: str) -> tuple[str, ...]:
 
 
 def caption_frame(
-    attributes: dict[str, str], rng: np.random.Generator, action_caption_prob: float, mark_caption_prob: float = 0.0
+    attributes: dict[str, str],
+    rng: np.random.Generator,
+    action_caption_prob: float,
+    mark_caption_prob: float = 0.0,
+    second_fragment_prob: float = 0.0,
 ) -> str:
     """A web-style caption of one still frame: object attributes, what the frame shows around the object (its motion
-    marks, in appearance words) and position, and only rarely the action itself."""
+    marks, in appearance words) and position, and only rarely the action itself.
+
+    With probability `second_fragment_prob` the caption ends with a tag-like fragment after its sentence ("a photo of
+    a red circle. sliding left"): the action phrase, when the caption names the action (it then moves out of the
+    sentence), otherwise one attribute word. Real alt-texts mix such fragments; without them a small text tower never
+    sees words after the sentence's full stop, as MAXI's bag prompts put them ("a photo of <action>. <verb>").
+    At 0 no random number is drawn for it, so the captions are those of earlier versions.
+    """
     words = []
     if rng.random() < 0.4:
         words.append(attributes["size"])
@@ -191,9 +211,14 @@ def caption_frame(
     phrase = " ".join(words)
     if attributes.get("marks") and rng.random() < mark_caption_prob:
         phrase += " " + attributes["marks"]
+    tail = None
     if rng.random() < action_caption_prob:
         options = action_phrasings(attributes["action"])
-        phrase += " " + options[rng.integers(len(options))]
+        action_phrase = options[rng.integers(len(options))]
+        if second_fragment_prob > 0 and rng.random() < second_fragment_prob:
+            tail = action_phrase
+        else:
+            phrase += " " + action_phrase
     if rng.random() < 0.7:
         horizontal, vertical = attributes["horizontal"], attributes["vertical"]
         if horizontal == "center" and vertical == "middle":
@@ -207,7 +232,11 @@ def caption_frame(
     if rng.random() < 0.5:
         phrase += f" on a {attributes['background']} background"
     template = TOY_CAPTION_TEMPLATES[rng.integers(len(TOY_CAPTION_TEMPLATES))]
-    return template.format(phrase)
+    caption = template.format(phrase)
+    if tail is None and second_fragment_prob > 0 and rng.random() < second_fragment_prob:
+        tags = (attributes["color"], attributes["shape"], f"{attributes['background']} background")
+        tail = tags[rng.integers(len(tags))]
+    return caption if tail is None else f"{caption} {tail}"
 
 
 def render_caption_corpus(
@@ -228,7 +257,9 @@ def render_caption_corpus(
         frames[index] = render_frame(spec, time_index, world, background)
         attrs = frame_attributes(spec, time_index, world)
         attributes.append(attrs)
-        captions.append(caption_frame(attrs, rng, args.action_caption_prob, args.mark_caption_prob))
+        captions.append(
+            caption_frame(attrs, rng, args.action_caption_prob, args.mark_caption_prob, args.second_fragment_prob)
+        )
     return frames, captions, attributes
 
 
