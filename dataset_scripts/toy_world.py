@@ -63,7 +63,7 @@ TOY_COLORS: dict[str, tuple[int, int, int]] = {
 TOY_TEXTURES: tuple[str, ...] = ("plain", "striped", "dotted", "checkered")
 # Object colours and backgrounds share no colour with the motion marks' inks (`TOY_MARK_INKS`): with white objects, a
 # black background or brick walls, the marks of blinking, bouncing and spinning were confused with the scene itself,
-# errors that depend on each clip's scene rather than on its action (see benchmarks/RESULTS.md).
+# errors that depend on each clip's scene rather than on its action (see the README's Status).
 TOY_BACKGROUNDS: tuple[str, ...] = ("gray", "sand", "grass", "sky")
 # Typical scene (background, colour) of each action, used with probability `context_bias`: the toy analogue of
 # real footage where the scene hints at the action (swimming in pools), which image-text models pick up.

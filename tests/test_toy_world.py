@@ -290,6 +290,10 @@ def test_describe_action_is_an_llm_style_answer_containing_every_phrase():
 # ----------------------------------------------------------------------------- base-model pretraining
 
 
+def _mentions_any(caption, phrasings):
+    return any(re.search(rf"\b{re.escape(p)}\b", caption) for p in phrasings)
+
+
 def test_captions_mention_actions_only_as_often_as_asked():
     from training.pretrain_toy_base import action_phrasings, caption_frame
 
@@ -298,14 +302,10 @@ def test_captions_mention_actions_only_as_often_as_asked():
     specs = [sample_clip_spec(rng, TOY_ACTION_DICTIONARY[i % 10], 64, 16) for i in range(60)]
     attributes = [frame_attributes(spec, 3, config) for spec in specs]
     every_phrasing = {p for action in TOY_ACTION_DICTIONARY for p in action_phrasings(action)}
-
-    def mentions(caption, phrasings):
-        return any(re.search(rf"\b{re.escape(p)}\b", caption) for p in phrasings)
-
     never = [caption_frame(a, np.random.default_rng(i), 0.0) for i, a in enumerate(attributes)]
-    assert not any(mentions(c, every_phrasing) for c in never)
+    assert not any(_mentions_any(c, every_phrasing) for c in never)
     always = [caption_frame(a, np.random.default_rng(i), 1.0) for i, a in enumerate(attributes)]
-    assert all(mentions(c, action_phrasings(a["action"])) for c, a in zip(always, attributes))
+    assert all(_mentions_any(c, action_phrasings(a["action"])) for c, a in zip(always, attributes))
     # Objects are always described: the colour in most captions, the shape (or "shape") in all of them.
     assert sum(a["color"] in c for c, a in zip(never, attributes)) >= 45
     assert all(a["shape"] in c or "shape" in c for c, a in zip(never, attributes))
@@ -327,7 +327,7 @@ def test_second_fragments_follow_the_sentence_and_carry_the_action_phrase():
     for caption, attrs in zip(tailed, attributes):
         sentence, tail = caption.rsplit(". ", 1)
         assert tail in action_phrasings(attrs["action"]), caption
-        assert not any(re.search(rf"\b{re.escape(p)}\b", sentence) for p in action_phrasings(attrs["action"])), caption
+        assert not _mentions_any(sentence, action_phrasings(attrs["action"])), caption
     # Always on, action never named: the fragment is one of the frame's own attribute words.
     tags = [caption_frame(a, np.random.default_rng(i), 0.0, 0.6, 1.0) for i, a in enumerate(attributes)]
     for caption, attrs in zip(tags, attributes):
