@@ -88,6 +88,7 @@ TOY_CAPTION_TEMPLATES: tuple[str, ...] = (
     "a {}.",
     "a rendering of a {}.",
 )
+ACTION_VISIBILITY_STREAM = 7  # keys the per-clip action visibility stream (see `sample_clip_spec`)
 WORLD_FORMAT_VERSION = 4  # bump whenever rendering changes: it keys the cached worlds and base models
 
 
@@ -112,6 +113,9 @@ class ToyWorldConfig:
         motion_marks: draw comic-style motion marks in every frame (see `draw_motion_marks`), the toy analogue of the
             motion blur and body pose that let one real frame show an action.
         mark_width: stroke width of the motion marks, in pixels at 64 px frames (scaled with `frame_size`).
+        min_action_visibility: each clip draws how visible its action is (the opacity of its motion marks and trail)
+            uniformly from ``[min_action_visibility, 1]``: the toy analogue of real clips that show their action
+            clearly or barely. 1 (the default) draws every clip's marks and trail at full strength.
     """
 
     seed: int = field(default=0, metadata={"help": "Master seed of the world."})
@@ -134,6 +138,10 @@ class ToyWorldConfig:
         metadata={"help": "Draw comic-style motion marks (arrowheads, arcs, rays) around the object in every frame."},
     )
     mark_width: float = field(default=4.0, metadata={"help": "Stroke width of the motion marks (pixels at 64 px)."})
+    min_action_visibility: float = field(
+        default=1.0,
+        metadata={"help": "Lowest per-clip opacity of the motion marks and trail (drawn uniformly up to 1)."},
+    )
 
     def __post_init__(self):
         for name in ("num_train", "num_test"):
@@ -162,12 +170,21 @@ class ToyWorldConfig:
             raise ValueError(f"`object_scale` must be in [0.5, 1.5], got {self.object_scale!r}.")
         if not 1.0 <= self.mark_width <= 8.0:
             raise ValueError(f"`mark_width` must be in [1, 8], got {self.mark_width!r}.")
+        if not 0.0 <= self.min_action_visibility <= 1.0:
+            raise ValueError(f"`min_action_visibility` must be in [0, 1], got {self.min_action_visibility!r}.")
         if not isinstance(self.crf, int) or not 0 <= self.crf <= 51:
             raise ValueError(f"`crf` must be an integer in [0, 51], got {self.crf!r}.")
 
     def settings_hash(self) -> str:
-        """Short hash of every setting (and the generator version): a cached world is reused only if it matches."""
-        payload = json.dumps({"version": WORLD_FORMAT_VERSION, **dataclasses.asdict(self)}, sort_keys=True)
+        """Short hash of every setting (and the generator version): a cached world is reused only if it matches.
+
+        Settings added after format 4 enter the hash only when they differ from their neutral default, so worlds
+        (and base models) made before they existed keep their hash.
+        """
+        settings = dataclasses.asdict(self)
+        if settings["min_action_visibility"] == 1.0:
+            del settings["min_action_visibility"]
+        payload = json.dumps({"version": WORLD_FORMAT_VERSION, **settings}, sort_keys=True)
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
 
@@ -196,6 +213,7 @@ class ClipSpec:
     phase: float = 0.0
     background_seed: int = 0
     brightness: float = 1.0
+    action_visibility: float = 1.0
 
     def __post_init__(self):
         if self.action not in TOY_ACTION_DICTIONARY:
@@ -210,6 +228,8 @@ class ClipSpec:
             raise ValueError(f"Unknown background {self.background!r}; expected one of {TOY_BACKGROUNDS}.")
         if self.radius <= 0:
             raise ValueError(f"`radius` must be positive, got {self.radius!r}.")
+        if not 0.0 <= self.action_visibility <= 1.0:
+            raise ValueError(f"`action_visibility` must be in [0, 1], got {self.action_visibility!r}.")
 
 
 @dataclass
@@ -230,10 +250,18 @@ def sample_clip_spec(
     num_frames: int,
     object_scale: float = 1.0,
     context_bias: float = 0.0,
+    min_action_visibility: float = 1.0,
 ) -> ClipSpec:
-    """Draw a random scene for `action` (shape, colour, texture, background, start and motion parameters)."""
+    """Draw a random scene for `action` (shape, colour, texture, background, start and motion parameters).
+
+    With `min_action_visibility` < 1 the clip's action visibility (opacity of its marks and trail) is drawn
+    uniformly from ``[min_action_visibility, 1]`` from a stream of its own, so every other draw matches the world
+    without it.
+    """
     if action not in TOY_ACTION_DICTIONARY:
         raise ValueError(f"Unknown action {action!r}; expected one of {TOY_ACTION_DICTIONARY}.")
+    if not 0.0 <= min_action_visibility <= 1.0:
+        raise ValueError(f"`min_action_visibility` must be in [0, 1], got {min_action_visibility!r}.")
     unit = frame_size / 64.0
     duration = max(num_frames - 1, 1)
     shape = TOY_SHAPES[rng.integers(len(TOY_SHAPES))]
@@ -310,6 +338,10 @@ def sample_clip_spec(
             frequency=float(rng.uniform(0.2, 0.3)),  # 3-5 frames per shake: visible at every sampling
             phase=float(rng.uniform(0, 1)),
         )
+    if min_action_visibility < 1.0:
+        # Its own stream, keyed by the scene: the main stream, and with it every scene of the split, is unchanged.
+        visibility_rng = np.random.default_rng([spec["background_seed"], ACTION_VISIBILITY_STREAM])
+        spec["action_visibility"] = float(visibility_rng.uniform(min_action_visibility, 1.0))
     return ClipSpec(**spec)
 
 
@@ -513,7 +545,7 @@ def draw_motion_marks(
             step = 3.0 * unit
             draw.line([(zx, y - 2 * step), (zx + step, y - step), (zx - step, y), (zx + step, y + step),
                        (zx, y + 2 * step)], fill=255, width=width)
-    alpha = np.asarray(mask, dtype=np.float32)[..., None] / 255.0
+    alpha = np.asarray(mask, dtype=np.float32)[..., None] * (spec.action_visibility / 255.0)
     if not alpha.any():
         return
     canvas *= 1.0 - alpha
@@ -530,7 +562,7 @@ def render_frame(
     canvas = background.copy()
     grid = tuple(np.mgrid[0:size, 0:size].astype(np.float32) + 0.5)
     for ghost in range(config.trail_length, 0, -1):
-        opacity = config.trail_opacity * (1.0 - (ghost - 1) / config.trail_length)
+        opacity = config.trail_opacity * spec.action_visibility * (1.0 - (ghost - 1) / config.trail_length)
         past = object_state(spec, time - ghost * config.trail_spacing, config.num_frames)
         _draw_object(canvas, spec, past, opacity, grid)
     state = object_state(spec, time, config.num_frames)
@@ -602,7 +634,13 @@ def sample_split_specs(config: ToyWorldConfig, split: str) -> list[ClipSpec]:
     order = rng.permutation(count)
     return [
         sample_clip_spec(
-            rng, actions[i], config.frame_size, config.num_frames, config.object_scale, config.context_bias
+            rng,
+            actions[i],
+            config.frame_size,
+            config.num_frames,
+            config.object_scale,
+            config.context_bias,
+            config.min_action_visibility,
         )
         for i in order
     ]

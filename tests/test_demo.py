@@ -88,9 +88,30 @@ def test_fine_tuned_run_is_reused_only_under_the_same_arguments(tmp_path, monkey
     assert json.loads((run_dir / demo.FINE_TUNE_RECORD).read_text()) == launched[1][1:]
 
 
+def test_fine_tuning_keeps_one_resumable_checkpoint_or_every_requested_one(tmp_path, monkeypatch):
+    from training import demo
+
+    launched = []
+    monkeypatch.setattr(demo.subprocess, "run", fake_launcher(launched))
+    paths = (tmp_path / "world", tmp_path / "base", tmp_path / "bags")
+    for path in paths:
+        path.mkdir()
+
+    def saving(command):
+        return command[command.index("--save_steps") + 1], command[command.index("--save_total_limit") + 1]
+
+    demo.fine_tune(DemoArguments(output_dir=str(tmp_path), train_steps=300), *paths)
+    assert saving(launched[-1]) == ("150", "1")  # half-way, kept until the end for resuming
+    demo.fine_tune(DemoArguments(output_dir=str(tmp_path), train_steps=300), *paths, keep_checkpoints_every=40)
+    assert saving(launched[-1]) == ("40", "8")  # steps 40, 80, ..., 280 and the final 300: all kept
+    with pytest.raises(ValueError, match="keep_checkpoints_every"):
+        demo.fine_tune(DemoArguments(output_dir=str(tmp_path)), *paths, keep_checkpoints_every=0)
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
-    [({"context_bias": 1.5}, "context_bias"), ({"text_sources": ["llm"]}, "text_sources"),
+    [({"context_bias": 1.5}, "context_bias"), ({"min_action_visibility": -0.5}, "min_action_visibility"),
+     ({"text_sources": ["llm"]}, "text_sources"),
      ({"text_sources": ["dictionary", "captionz"]}, "captionz")],
 )
 def test_world_and_bag_source_settings_are_validated(overrides, message):

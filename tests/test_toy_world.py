@@ -398,3 +398,62 @@ def test_context_bias_ties_scenes_to_actions_only_when_asked():
     assert typical < 20  # about 200 / 42 by chance
     with pytest.raises(ValueError, match="context_bias"):
         ToyWorldConfig(context_bias=1.2)
+
+
+def test_action_visibility_fades_only_the_marks_and_trail_of_otherwise_identical_scenes():
+    full = ToyWorldConfig(num_train=40, num_test=0, noise_std=0.0)
+    faded = dataclasses.replace(full, min_action_visibility=0.3)
+    full_specs, faded_specs = sample_split_specs(full, "train"), sample_split_specs(faded, "train")
+    visibility = np.array([s.action_visibility for s in faded_specs])
+    assert all(s.action_visibility == 1.0 for s in full_specs)
+    assert visibility.min() >= 0.3 and visibility.max() <= 1.0 and visibility.std() > 0.1
+    # Drawn last: every other property of every scene is the one of the world without fading.
+    assert [dataclasses.replace(s, action_visibility=1.0) for s in faded_specs] == full_specs
+
+    spec = dataclasses.replace(sample_clip_spec(np.random.default_rng(3), "moving left", 64, 16), action_visibility=0.0)
+    invisible = render_clip(spec, full)
+    bare = render_clip(spec, dataclasses.replace(full, motion_marks=False, trail_length=0))
+    np.testing.assert_array_equal(invisible, bare)  # visibility 0: neither marks nor trail are drawn
+    clear = render_clip(dataclasses.replace(spec, action_visibility=1.0), full).astype(float)
+    half = render_clip(dataclasses.replace(spec, action_visibility=0.5), full).astype(float)
+    marked = np.abs(clear - bare).max(axis=-1) > 60
+    assert marked.sum() > 16 * 8
+    # Half visibility moves the marked pixels about half-way from the bare scene towards the full marks.
+    ratio = np.abs(half - bare)[marked].sum() / np.abs(clear - bare)[marked].sum()
+    assert 0.4 < ratio < 0.6, ratio
+
+
+def test_action_visibility_is_validated_and_keys_the_world_hash_only_when_used():
+    with pytest.raises(ValueError, match="min_action_visibility"):
+        ToyWorldConfig(min_action_visibility=1.5)
+    with pytest.raises(ValueError, match="action_visibility"):
+        dataclasses.replace(sample_clip_spec(np.random.default_rng(0), "growing", 64, 16), action_visibility=-0.1)
+    default = ToyWorldConfig()
+    # The default leaves the hash of worlds made before the setting existed (and their cached base models) intact:
+    # this is the hash of the demo's seed-1 world of format 4, generated before the setting was added.
+    assert ToyWorldConfig(seed=1, num_train=1500, num_test=300).settings_hash() == "b26be031b3d2a9d2"
+    assert dataclasses.replace(default, min_action_visibility=0.5).settings_hash() != default.settings_hash()
+
+
+def test_clear_stills_render_the_pretraining_corpus_of_a_fully_visible_world():
+    from training.pretrain_toy_base import ToyBaseArguments, render_caption_corpus, settings_hash
+
+    args = ToyBaseArguments(seed=1, num_images=8, batch_size=8)
+    clear_world = ToyWorldConfig(seed=1, num_train=1500, num_test=300, num_frames=8)
+    faded_world = dataclasses.replace(clear_world, min_action_visibility=0.2)
+    clear_frames, clear_captions, _ = render_caption_corpus(args, clear_world, 8)
+    faded_frames, faded_captions, _ = render_caption_corpus(args, faded_world, 8)
+    kept_frames, kept_captions, _ = render_caption_corpus(dataclasses.replace(args, clear_stills=True), faded_world, 8)
+    assert faded_captions == clear_captions == kept_captions  # the same scenes and captions, only the ink differs
+    assert not np.array_equal(faded_frames, clear_frames)
+    np.testing.assert_array_equal(kept_frames, clear_frames)
+    # Cache keys: the new settings enter only when used, so base models cached before they existed stay valid
+    # (this is the key of the demo's seed-1 base model of world format 4).
+    demo_world = dataclasses.replace(clear_world, num_frames=16)
+    assert settings_hash(ToyBaseArguments(seed=1), demo_world) == "dfb19aa45184dea2"
+    faded_demo_world = dataclasses.replace(demo_world, min_action_visibility=0.2)
+    keys = {
+        settings_hash(ToyBaseArguments(seed=1), faded_demo_world),
+        settings_hash(ToyBaseArguments(seed=1, clear_stills=True), faded_demo_world),
+    }
+    assert len(keys) == 2 and "dfb19aa45184dea2" not in keys

@@ -77,6 +77,17 @@ class DemoArguments:
             "and object colour (see dataset_scripts/toy_world.py)."
         },
     )
+    min_action_visibility: float = field(
+        default=1.0,
+        metadata={
+            "help": "Each clip (and pretraining still) shows its motion marks and trail at an opacity drawn from "
+            "[min_action_visibility, 1] (see dataset_scripts/toy_world.py); 1 = every action fully visible."
+        },
+    )
+    clear_pretraining_stills: bool = field(
+        default=False,
+        metadata={"help": "Pretrain the base on stills whose action is fully visible, whatever min_action_visibility."},
+    )
     num_frames: int = field(default=8, metadata={"help": "Frames per video for matching, training and evaluation."})
     filter_ratio: float = field(default=0.5, metadata={"help": "Fraction p of videos kept by CLIP match score."})
     loss_variant: str = field(default="mil_nce", metadata={"help": "Training objective (see modeling_maxi.loss)."})
@@ -118,6 +129,8 @@ class DemoArguments:
             raise ValueError(f"`filter_ratio` must be in (0, 1], got {self.filter_ratio!r}.")
         if not 0.0 <= self.context_bias <= 1.0:
             raise ValueError(f"`context_bias` must be in [0, 1], got {self.context_bias!r}.")
+        if not 0.0 <= self.min_action_visibility <= 1.0:
+            raise ValueError(f"`min_action_visibility` must be in [0, 1], got {self.min_action_visibility!r}.")
         if self.text_sources is not None:
             if unknown_text_sources(self.text_sources) or "dictionary" not in self.text_sources:
                 raise ValueError(
@@ -144,6 +157,7 @@ def generate_world(args: DemoArguments) -> Path:
         num_train=args.num_train_videos,
         num_test=args.num_test_videos,
         context_bias=args.context_bias,
+        min_action_visibility=args.min_action_visibility,
     )
     generate_toy_world(world_dir, config)
     return world_dir
@@ -160,6 +174,7 @@ def pretrain_base(args: DemoArguments, world_dir: Path) -> Path:
         action_caption_prob=args.action_caption_prob,
         mark_caption_prob=args.mark_caption_prob,
         num_frames=args.num_frames,
+        clear_stills=args.clear_pretraining_stills,
     )
     return Path(pretrain_toy_base(base_args, load_world_config(world_dir)))
 
@@ -204,9 +219,26 @@ def fine_tune(
     bags_dir: Path,
     loss_variant: str | None = None,
     run_name: str = "maxi_model",
+    keep_checkpoints_every: int | None = None,
 ) -> Path:
-    """`accelerate launch training/train.py ...` in a subprocess, exactly as a user would run it."""
+    """`accelerate launch training/train.py ...` in a subprocess, exactly as a user would run it.
+
+    By default one checkpoint at half-way is kept until the end, so that an interrupted run resumes. With
+    `keep_checkpoints_every` a checkpoint is saved every that many steps and all are kept, to follow how the model
+    changes during fine-tuning (`benchmarks/toy_fine_tune_trajectory.py`).
+    """
+    if keep_checkpoints_every is not None and (
+        isinstance(keep_checkpoints_every, bool)
+        or not isinstance(keep_checkpoints_every, int)
+        or keep_checkpoints_every < 1
+    ):
+        raise ValueError(f"`keep_checkpoints_every` must be a positive integer, got {keep_checkpoints_every!r}.")
     loss_variant = loss_variant or args.loss_variant
+    if keep_checkpoints_every is None:
+        save_steps, save_total_limit = max(args.train_steps // 2, 1), 1
+    else:
+        save_steps = keep_checkpoints_every
+        save_total_limit = -(-args.train_steps // keep_checkpoints_every)  # every checkpoint of the run
     run_dir = Path(args.output_dir) / run_name
     launcher = [sys.executable, "-m", "accelerate.commands.launch", "--num_machines", "1", "--mixed_precision", "no",
                 "--dynamo_backend", "no", "--num_processes", str(args.num_processes)]
@@ -234,8 +266,8 @@ def fine_tune(
         "--weight_decay", "0.0",
         "--logging_steps", "10",
         "--save_strategy", "steps",
-        "--save_steps", str(max(args.train_steps // 2, 1)),
-        "--save_total_limit", "1",
+        "--save_steps", str(save_steps),
+        "--save_total_limit", str(save_total_limit),
         "--dataloader_num_workers", str(args.dataloader_num_workers),
         "--seed", str(args.seed),
         "--report_to", "none",

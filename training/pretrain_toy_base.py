@@ -103,6 +103,13 @@ class ToyBaseArguments:
         default=None,
         metadata={"help": "A generated toy world whose rendering settings (trail, size, noise) the stills must use."},
     )
+    clear_stills: bool = field(
+        default=False,
+        metadata={
+            "help": "Render every still with its action fully visible, whatever the world's min_action_visibility "
+            "(captioned web photos are chosen to show their subject; video frames often show the action barely)."
+        },
+    )
 
     def __post_init__(self):
         positive = (
@@ -149,6 +156,8 @@ class ToyBaseArguments:
 def settings_hash(args: ToyBaseArguments, world: ToyWorldConfig) -> str:
     """Cache key: every pretraining setting plus the world settings that change how frames look."""
     rendering = {name: getattr(world, name) for name in _RENDERING_FIELDS}
+    if world.min_action_visibility != 1.0:  # added after world format 4: keyed only when used, as in the world hash
+        rendering["min_action_visibility"] = world.min_action_visibility
     skip = {
         "cache_dir",
         "force",
@@ -157,6 +166,8 @@ def settings_hash(args: ToyBaseArguments, world: ToyWorldConfig) -> str:
         "world_dir",
     }  # these do not change the trained model
     settings = {k: v for k, v in dataclasses.asdict(args).items() if k not in skip}
+    if not settings["clear_stills"]:  # added after world format 4: keyed only when used
+        del settings["clear_stills"]
     versions = {"pretrain": PRETRAIN_FORMAT_VERSION, "world": WORLD_FORMAT_VERSION}
     payload = json.dumps({"version": versions, "args": settings, "world": rendering}, sort_keys=True)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
@@ -251,7 +262,15 @@ def render_caption_corpus(
     captions, attributes = [], []
     for index in tqdm(range(num_images), desc="Rendering captioned still frames"):
         action = TOY_ACTION_DICTIONARY[rng.integers(len(TOY_ACTION_DICTIONARY))]
-        spec = sample_clip_spec(rng, action, world.frame_size, world.num_frames, world.object_scale, world.context_bias)
+        spec = sample_clip_spec(
+            rng,
+            action,
+            world.frame_size,
+            world.num_frames,
+            world.object_scale,
+            world.context_bias,
+            1.0 if args.clear_stills else world.min_action_visibility,
+        )
         time_index = int(rng.integers(world.num_frames))
         background = render_background(spec.background, world.frame_size, spec.background_seed)
         frames[index] = render_frame(spec, time_index, world, background)
