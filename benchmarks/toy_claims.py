@@ -91,7 +91,10 @@ def main() -> None:
     parser.add_argument("--no_write", action="store_true", help="Do not update benchmarks/RESULTS.md.")
     parser.add_argument("--objectives", nargs="+", choices=OBJECTIVES, default=list(OBJECTIVES))
     parser.add_argument(
-        "--min_action_visibility", type=float, default=1.0, help="World setting (see training/demo.py)."
+        "--min_action_visibility",
+        type=float,
+        default=DemoArguments.min_action_visibility,
+        help="World setting (see training/demo.py).",
     )
     parser.add_argument(
         "--clear_pretraining_stills", action="store_true", help="World setting (see training/demo.py)."
@@ -113,7 +116,7 @@ def main() -> None:
         command = "python benchmarks/toy_claims.py --seeds " + " ".join(map(str, options.seeds))
         if objectives != OBJECTIVES:
             command += " --objectives " + " ".join(objectives)
-        if options.min_action_visibility != 1.0:
+        if options.min_action_visibility != DemoArguments.min_action_visibility:
             command += f" --min_action_visibility {options.min_action_visibility}"
         if options.clear_pretraining_stills:
             command += " --clear_pretraining_stills"

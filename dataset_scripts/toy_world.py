@@ -88,6 +88,10 @@ TOY_CAPTION_TEMPLATES: tuple[str, ...] = (
     "a {}.",
     "a rendering of a {}.",
 )
+#: Settings added after world format 4, with their neutral values: cache keys (of worlds and of the base models
+#: pretrained on them) include such a setting only when it differs from its neutral value, so that everything cached
+#: before the setting existed keeps its key. See `settings_for_cache_key`.
+LATER_SETTING_DEFAULTS = {"min_action_visibility": 1.0, "clear_stills": False}
 ACTION_VISIBILITY_STREAM = 7  # keys the per-clip action visibility stream (see `sample_clip_spec`)
 WORLD_FORMAT_VERSION = 4  # bump whenever rendering changes: it keys the cached worlds and base models
 
@@ -178,14 +182,16 @@ class ToyWorldConfig:
     def settings_hash(self) -> str:
         """Short hash of every setting (and the generator version): a cached world is reused only if it matches.
 
-        Settings added after format 4 enter the hash only when they differ from their neutral default, so worlds
-        (and base models) made before they existed keep their hash.
+        Settings added after format 4 enter the hash only when used (`settings_for_cache_key`).
         """
-        settings = dataclasses.asdict(self)
-        if settings["min_action_visibility"] == 1.0:
-            del settings["min_action_visibility"]
+        settings = settings_for_cache_key(dataclasses.asdict(self))
         payload = json.dumps({"version": WORLD_FORMAT_VERSION, **settings}, sort_keys=True)
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+
+
+def settings_for_cache_key(settings: dict) -> dict:
+    """`settings` without the `LATER_SETTING_DEFAULTS` entries that hold their neutral value."""
+    return {k: v for k, v in settings.items() if not (k in LATER_SETTING_DEFAULTS and v == LATER_SETTING_DEFAULTS[k])}
 
 
 @dataclass

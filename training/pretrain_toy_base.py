@@ -43,6 +43,7 @@ from dataset_scripts.toy_world import (
     render_background,
     render_frame,
     sample_clip_spec,
+    settings_for_cache_key,
 )
 from modeling_maxi import MaxiVideoCLIPConfig, MaxiVideoCLIPModel, MaxiVideoProcessor
 from modeling_maxi.tokenizer_offline import build_offline_clip_tokenizer
@@ -155,9 +156,7 @@ class ToyBaseArguments:
 
 def settings_hash(args: ToyBaseArguments, world: ToyWorldConfig) -> str:
     """Cache key: every pretraining setting plus the world settings that change how frames look."""
-    rendering = {name: getattr(world, name) for name in _RENDERING_FIELDS}
-    if world.min_action_visibility != 1.0:  # added after world format 4: keyed only when used, as in the world hash
-        rendering["min_action_visibility"] = world.min_action_visibility
+    rendering = settings_for_cache_key({name: getattr(world, name) for name in _RENDERING_FIELDS})
     skip = {
         "cache_dir",
         "force",
@@ -165,9 +164,7 @@ def settings_hash(args: ToyBaseArguments, world: ToyWorldConfig) -> str:
         "num_probe_images",
         "world_dir",
     }  # these do not change the trained model
-    settings = {k: v for k, v in dataclasses.asdict(args).items() if k not in skip}
-    if not settings["clear_stills"]:  # added after world format 4: keyed only when used
-        del settings["clear_stills"]
+    settings = settings_for_cache_key({k: v for k, v in dataclasses.asdict(args).items() if k not in skip})
     versions = {"pretrain": PRETRAIN_FORMAT_VERSION, "world": WORLD_FORMAT_VERSION}
     payload = json.dumps({"version": versions, "args": settings, "world": rendering}, sort_keys=True)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
@@ -184,6 +181,7 @@ _RENDERING_FIELDS = (
     "context_bias",
     "motion_marks",
     "mark_width",
+    "min_action_visibility",
 )
 
 
