@@ -10,7 +10,7 @@ every checkpoint zero-shot with the bare class prompt (as the demo evaluates):
   drops below the base's, the training objective and bare-prompt classification disagree.
 
 Recipe settings of the demo pass through (`--learning_rate`, `--augmentations`, `--text_sources`, `--loss_variant`,
-world settings), so runs that differ in one of them can be compared on the same world, base and bags.
+`--filter_score`, world settings), so runs that differ in one of them can be compared on the same world, base and bags.
 
     python benchmarks/toy_fine_tune_trajectory.py --seed 1 --output_dir toy_claims_output/seed1
     python benchmarks/toy_fine_tune_trajectory.py --seed 1 --output_dir toy_claims_output/seed1 --augmentations none
@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from modeling_maxi.evaluation import load_custom_split  # noqa: E402
 from modeling_maxi.evaluation.zero_shot_eval import predict_split  # noqa: E402
 from modeling_maxi.loss import LOSS_VARIANTS  # noqa: E402
+from modeling_maxi.text_bags.filtering import FILTER_SCORES  # noqa: E402
 from modeling_maxi.text_bags.publishing import load_text_bags  # noqa: E402
 from training.demo import DemoArguments, build_text_bags, fine_tune, generate_world, pretrain_base  # noqa: E402
 
@@ -68,6 +69,7 @@ def main() -> None:
     parser.add_argument("--loss_variant", choices=LOSS_VARIANTS, default=defaults.loss_variant)
     parser.add_argument("--min_action_visibility", type=float, default=defaults.min_action_visibility)
     parser.add_argument("--clear_pretraining_stills", action="store_true")
+    parser.add_argument("--filter_score", choices=FILTER_SCORES, default=defaults.filter_score)
     options = parser.parse_args()
     if options.every < 1:
         parser.error(f"--every must be a positive number of steps, got {options.every}.")
@@ -81,12 +83,14 @@ def main() -> None:
         loss_variant=options.loss_variant,
         min_action_visibility=options.min_action_visibility,
         clear_pretraining_stills=options.clear_pretraining_stills,
+        filter_score=options.filter_score,
         ensemble_ratio=0.0,
     )
     world_dir = generate_world(args)
     base_dir = pretrain_base(args, world_dir)
     bags_dir, _ = build_text_bags(args, world_dir, base_dir)
-    recipe = {k: asdict(args)[k] for k in ("learning_rate", "augmentations", "text_sources", "loss_variant")}
+    recipe_fields = ("learning_rate", "augmentations", "text_sources", "loss_variant", "filter_score")
+    recipe = {k: asdict(args)[k] for k in recipe_fields}
     tag = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:8]
     run_dir = fine_tune(args, world_dir, base_dir, bags_dir, run_name=f"trajectory_{tag}",
                         keep_checkpoints_every=options.every)

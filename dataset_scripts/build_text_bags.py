@@ -26,7 +26,7 @@ from datasets import Features, List, Value
 from modeling_maxi.dictionaries import load_class_names, load_prompt_templates
 from modeling_maxi.text_bags.bag_assembly import attach_class_phrases
 from modeling_maxi.text_bags.captioning import DEFAULT_CAPTIONER, caption_verbs_batch, caption_videos_batch
-from modeling_maxi.text_bags.filtering import validate_filter_ratio
+from modeling_maxi.text_bags.filtering import filter_score_field, validate_filter_ratio, validate_filter_score
 from modeling_maxi.text_bags.matching import (
     DTYPES,
     device_for_rank,
@@ -117,6 +117,7 @@ class TextBagBuildArguments:
     caption_max_new_tokens: int = field(default=30, metadata={"help": "Longest caption, in tokens."})
     caption_num_beams: int = field(default=1, metadata={"help": "Beam size of caption generation."})
     filter_ratio: float = field(default=0.9, metadata={"help": "Fraction p of videos kept by match score (0, 1]."})
+    filter_score: str = filter_score_field()
     num_shards: int = field(default=1, metadata={"help": "Number of disjoint shards the collection is split into."})
     shard_index: int = field(default=0, metadata={"help": "Shard built by this run, in [0, num_shards)."})
     num_gpu_workers: int | None = field(
@@ -131,6 +132,7 @@ class TextBagBuildArguments:
 
     def __post_init__(self):
         validate_filter_ratio(self.filter_ratio)
+        validate_filter_score(self.filter_score)
         validate_shard_arguments(self.num_shards, self.shard_index)
         for name in ("num_frames", "match_batch_size", "caption_frames", "caption_image_size", "caption_batch_size"):
             _check_positive(name, getattr(self, name))
@@ -454,14 +456,16 @@ def build(args: TextBagBuildArguments) -> dict[str, Any]:
         "llm_failures": expansion["failures"],
     }
     configs = available_configs(has_llm=args.has_llm, has_captions=args.has_captions)
-    publish_key = params_digest({"bags": store.digest("bags"), "record": record, "p": args.filter_ratio})
+    publish_key = params_digest(
+        {"bags": store.digest("bags"), "record": record, "p": args.filter_ratio, "score": args.filter_score}
+    )
     previous = _read_record(output_dir)
     if previous is not None and previous.get("publish_key") == publish_key and (output_dir / CARD_NAME).is_file():
         logger.info("Published dataset in %s is up to date", output_dir)
         record = previous
     else:
         record["publish_key"] = publish_key
-        record = publish_text_bags(to_publish, output_dir, record, args.filter_ratio, configs)
+        record = publish_text_bags(to_publish, output_dir, record, args.filter_ratio, configs, args.filter_score)
     logger.info("Stages computed in this run: %s; loaded: %s", store.computed or "none", store.loaded or "none")
     if args.push_to_hub:
         push_text_bags_to_hub(output_dir, args.push_to_hub, private=args.hub_private)

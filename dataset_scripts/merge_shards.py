@@ -41,6 +41,10 @@ class MergeArguments:
     filter_ratio: float | None = field(
         default=None, metadata={"help": "Fraction p kept over all shards (default: the shards' own p)."}
     )
+    filter_score: str | None = field(
+        default=None,
+        metadata={"help": "Confidence the filter ranks by, 'similarity' or 'margin' (default: the shards' own)."},
+    )
     push_to_hub: str | None = field(default=None, metadata={"help": "Push the merged dataset to this Hub repo."})
     hub_private: bool = field(default=False, metadata={"help": "Create the Hub repo as private."})
 
@@ -57,10 +61,16 @@ def _load_shard(directory: Path) -> tuple[dict[str, Any], Any]:
 
 
 def _comparable(parameters: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in parameters.items() if key not in ("shard_index", "filter_ratio")}
+    per_merge = ("shard_index", "filter_ratio", "filter_score")  # chosen again when merging
+    return {key: value for key, value in parameters.items() if key not in per_merge}
 
 
-def merge_shards(shard_dirs: list[str | Path], output_dir: str | Path, filter_ratio: float | None = None) -> dict:
+def merge_shards(
+    shard_dirs: list[str | Path],
+    output_dir: str | Path,
+    filter_ratio: float | None = None,
+    filter_score: str | None = None,
+) -> dict:
     """Check that `shard_dirs` are the N shards of one build, merge and publish them; returns the build record."""
     if not shard_dirs:
         raise ValueError("shard_dirs is empty: give the output folder of every shard build")
@@ -75,6 +85,8 @@ def merge_shards(shard_dirs: list[str | Path], output_dir: str | Path, filter_ra
             raise ValueError(f"{str(directory)!r} was built with other parameters than {str(shards[0][0])!r}")
     configs = shards[0][1]["configs"]
     ratio = filter_ratio if filter_ratio is not None else reference["filter_ratio"]
+    # builds made before the option existed ranked by similarity
+    score = filter_score if filter_score is not None else reference.get("filter_score", "similarity")
 
     merged = concatenate_datasets([bags for _, _, bags in shards])
     paths = list(merged["relative_path"])
@@ -93,7 +105,7 @@ def merge_shards(shard_dirs: list[str | Path], output_dir: str | Path, filter_ra
     record["stats"]["llm_failures"] = len(record["llm_failures"])
     logger.info("Merging %d shards: %d videos", num_shards, len(merged))
     Path(output_dir).mkdir(parents=True, exist_ok=True)
-    return publish_text_bags(prepare_for_publishing(merged), output_dir, record, ratio, configs)
+    return publish_text_bags(prepare_for_publishing(merged), output_dir, record, ratio, configs, score)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -102,7 +114,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = HfArgumentParser(MergeArguments, description=__doc__.split("\n\n")[0])
     (args,) = parser.parse_args_into_dataclasses(args=sys.argv[1:] if argv is None else argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    record = merge_shards(args.shard_dirs, args.output_dir, args.filter_ratio)
+    record = merge_shards(args.shard_dirs, args.output_dir, args.filter_ratio, args.filter_score)
     if args.push_to_hub:
         push_text_bags_to_hub(args.output_dir, args.push_to_hub, private=args.hub_private)
     return record

@@ -67,16 +67,24 @@ def fake_launcher(launched: list) -> Callable:
     return run
 
 
-def test_fine_tuned_run_is_reused_only_under_the_same_arguments(tmp_path, monkeypatch):
-    """`fine_tune` must not hand back (or resume) a model trained with other settings in the same output folder."""
+def fake_fine_tuning_folders(tmp_path, monkeypatch) -> tuple[list, tuple[Path, Path, Path]]:
+    """Empty world, base and bags folders, and `fake_launcher` in place of the training subprocess."""
     from training import demo
 
     launched = []
     monkeypatch.setattr(demo.subprocess, "run", fake_launcher(launched))
-    args = DemoArguments(output_dir=str(tmp_path), train_steps=8)
     paths = (tmp_path / "world", tmp_path / "base", tmp_path / "bags")
     for path in paths:
         path.mkdir()
+    return launched, paths
+
+
+def test_fine_tuned_run_is_reused_only_under_the_same_arguments(tmp_path, monkeypatch):
+    """`fine_tune` must not hand back (or resume) a model trained with other settings in the same output folder."""
+    from training import demo
+
+    launched, paths = fake_fine_tuning_folders(tmp_path, monkeypatch)
+    args = DemoArguments(output_dir=str(tmp_path), train_steps=8)
     run_dir = demo.fine_tune(args, *paths)
     assert len(launched) == 1
     assert demo.fine_tune(args, *paths) == run_dir and len(launched) == 1  # same arguments: reused
@@ -85,17 +93,31 @@ def test_fine_tuned_run_is_reused_only_under_the_same_arguments(tmp_path, monkey
     demo.fine_tune(changed, *paths)
     assert len(launched) == 2 and "9" == launched[1][launched[1].index("--max_steps") + 1]
     assert not (run_dir / "stale_marker").exists()  # the old run (and its checkpoints) was removed, not resumed
-    assert json.loads((run_dir / demo.FINE_TUNE_RECORD).read_text()) == launched[1][1:]
+    recorded = json.loads((run_dir / demo.FINE_TUNE_RECORD).read_text())
+    assert recorded == {"arguments": launched[1][1:], "text_bags": None}
+
+
+def test_fine_tuned_run_is_redone_when_the_text_bags_change(tmp_path, monkeypatch):
+    """Same arguments, same bags folder, bags republished with another filter: the old model must not be reused."""
+    from modeling_maxi.text_bags.publishing import BUILD_RECORD_NAME
+    from training import demo
+
+    launched, paths = fake_fine_tuning_folders(tmp_path, monkeypatch)
+    args = DemoArguments(output_dir=str(tmp_path), train_steps=8)
+    (paths[2] / BUILD_RECORD_NAME).write_text(json.dumps({"publish_key": "filtered-by-similarity"}))
+    demo.fine_tune(args, *paths)
+    demo.fine_tune(args, *paths)
+    assert len(launched) == 1
+    (paths[2] / BUILD_RECORD_NAME).write_text(json.dumps({"publish_key": "filtered-by-margin"}))
+    run_dir = demo.fine_tune(args, *paths)
+    assert len(launched) == 2
+    assert json.loads((run_dir / demo.FINE_TUNE_RECORD).read_text())["text_bags"] == "filtered-by-margin"
 
 
 def test_fine_tuning_keeps_one_resumable_checkpoint_or_every_requested_one(tmp_path, monkeypatch):
     from training import demo
 
-    launched = []
-    monkeypatch.setattr(demo.subprocess, "run", fake_launcher(launched))
-    paths = (tmp_path / "world", tmp_path / "base", tmp_path / "bags")
-    for path in paths:
-        path.mkdir()
+    launched, paths = fake_fine_tuning_folders(tmp_path, monkeypatch)
 
     def saving(command):
         return command[command.index("--save_steps") + 1], command[command.index("--save_total_limit") + 1]
@@ -112,7 +134,7 @@ def test_fine_tuning_keeps_one_resumable_checkpoint_or_every_requested_one(tmp_p
     ("overrides", "message"),
     [({"context_bias": 1.5}, "context_bias"), ({"min_action_visibility": -0.5}, "min_action_visibility"),
      ({"text_sources": ["llm"]}, "text_sources"),
-     ({"text_sources": ["dictionary", "captionz"]}, "captionz")],
+     ({"text_sources": ["dictionary", "captionz"]}, "captionz"), ({"filter_score": "probability"}, "probability")],
 )
 def test_world_and_bag_source_settings_are_validated(overrides, message):
     with pytest.raises(ValueError, match=message):

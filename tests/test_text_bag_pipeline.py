@@ -6,6 +6,7 @@ configs, the real spaCy pipeline and the loopback OpenAI-compatible server, whic
 
 import json
 import logging
+import math
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -20,7 +21,13 @@ from dataset_scripts.extract_corpus_verbs import select_verbs
 from modeling_maxi.dictionaries import load_class_names, load_prompt_templates
 from modeling_maxi.text_bags import stages
 from modeling_maxi.text_bags.bag_assembly import BAG_CONFIGS, assemble_text_bag
-from modeling_maxi.text_bags.filtering import filter_by_match_score, num_kept, top_fraction_indices
+from modeling_maxi.text_bags.filtering import (
+    filter_by_confidence,
+    filter_by_match_score,
+    match_margins,
+    num_kept,
+    top_fraction_indices,
+)
 from modeling_maxi.text_bags.matching import decode_videos, encode_dictionary, load_match_model
 from modeling_maxi.text_bags.openai_compatible_server import OpenAICompatibleServer
 from modeling_maxi.text_bags.publishing import BUILD_RECORD_NAME, redact_url
@@ -394,6 +401,43 @@ def test_filter_ranks_by_score_and_reports_threshold():
     for bad in (0, 1.5, -0.1, float("nan"), "0.5", True):
         with pytest.raises(ValueError, match="filter ratio"):
             num_kept(10, bad)
+
+
+def test_margin_filter_ranks_by_lead_over_the_runner_up():
+    top_scores = [[0.9, 0.88, 0.1], [0.5, 0.1, 0.0], [0.7, 0.3, 0.2], [0.95, 0.94, 0.5]]
+    assert match_margins(top_scores) == pytest.approx([0.02, 0.4, 0.4, 0.01])
+    similarity = [row[0] for row in top_scores]
+    dataset = Dataset.from_dict({"match_score": similarity, "top5_scores": top_scores, "i": [0, 1, 2, 3]})
+    by_margin = filter_by_confidence(dataset, 0.5, "margin")
+    assert list(by_margin.dataset["i"]) == [1, 2] and by_margin.delta_p == pytest.approx(0.4)
+    by_similarity = filter_by_confidence(dataset, 0.5, "similarity")  # the paper's: the two most similar
+    assert list(by_similarity.dataset["i"]) == [0, 3] and by_similarity.delta_p == 0.9
+    assert match_margins([[0.4], []]) == [-math.inf, -math.inf]  # nothing to compare with: ranked last
+    with pytest.raises(ValueError, match="best first"):
+        match_margins([[0.1, 0.5]])
+    with pytest.raises(ValueError, match="'probability'"):
+        filter_by_confidence(dataset, 0.5, "probability")
+    with pytest.raises(ValueError, match="top5_scores"):
+        filter_by_confidence(dataset.remove_columns("top5_scores"), 0.5, "margin")
+
+
+def test_build_filters_by_margin_when_asked(video_tree, dictionary_file, tiny_model_dir, tmp_path):
+    output_dir = tmp_path / "margin"
+    record = build_text_bags.main(
+        base_args(video_tree, dictionary_file, tiny_model_dir, output_dir, **{"--filter-score": "margin"})
+    )
+    assert record["parameters"]["filter_score"] == "margin"
+    unfiltered = load_from_disk(str(output_dir / "stages/bags/data")).filter(lambda row: row["matched_label"] >= 0)
+    margins = match_margins(unfiltered["top5_scores"])
+    expected_ids, delta_p = top_fraction_indices(margins, 0.5)
+    published = published_rows(output_dir, record["default_config"])
+    assert sorted(published["video_id"]) == sorted(unfiltered.select(expected_ids)["video_id"])
+    assert record["stats"]["delta_p"] == pytest.approx(delta_p)
+    by_similarity = build_text_bags.main(base_args(video_tree, dictionary_file, tiny_model_dir, output_dir))
+    assert by_similarity["parameters"]["filter_score"] == "similarity"  # republished, not reported up to date
+    assert by_similarity["publish_key"] != record["publish_key"]
+    with pytest.raises(SystemExit):  # argparse rejects an unknown choice
+        build_text_bags.parse_args(["--videos", "v", "--output-dir", "o", "--filter-score", "probability"])
 
 
 def test_text_bag_is_deduplicated_in_order_without_matched_text():

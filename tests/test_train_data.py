@@ -93,6 +93,27 @@ def test_prepare_filters_unmatched_and_by_ratio_and_rebuilds_sources(bags_dir):
     assert all(bag == [] for bag in dictionary_only["text_bag"])
 
 
+def test_prepare_filters_by_margin_when_asked(bags_dir):
+    _, dataset = bags_dir
+
+    def scores(row, index):
+        # Row 0 is the most similar video but barely prefers its match; row n > 0 leads its runner-up by 0.05 * n.
+        best, margin = (0.99, 0.001) if index == 0 else (0.5, 0.05 * index)
+        return {"match_score": best, "top5_scores": [best, best - margin]}
+
+    dataset = dataset.map(scores, with_indices=True)
+    matched = prepare_text_bag_dataset(dataset, None, 1.0)
+    assert matched["video_id"][0] in prepare_text_bag_dataset(dataset, None, 0.5)["video_id"]  # by similarity
+    by_margin = prepare_text_bag_dataset(dataset, None, 0.5, "margin")
+    largest_margins = matched.select(range(len(matched) - len(by_margin), len(matched)))["video_id"]
+    assert sorted(by_margin["video_id"]) == sorted(largest_margins)
+    assert matched["video_id"][0] not in by_margin["video_id"]
+    with pytest.raises(ValueError, match="'top5_scores' column"):
+        prepare_text_bag_dataset(dataset.remove_columns("top5_scores"), None, 0.5, "margin")
+    with pytest.raises(ValueError, match="'rank'"):
+        prepare_text_bag_dataset(dataset, None, 0.5, "rank")
+
+
 def test_multiscale_crop_same_params_for_all_frames():
     video = torch.randint(0, 255, (4, 3, 40, 60), dtype=torch.uint8)
     video[:] = video[0]  # identical frames must stay identical after augmentation

@@ -21,7 +21,7 @@ import torch
 from torchvision.transforms import v2
 
 from modeling_maxi.text_bags.bag_assembly import assemble_text_bag, normalize_phrase
-from modeling_maxi.text_bags.filtering import filter_by_match_score
+from modeling_maxi.text_bags.filtering import filter_by_confidence, validate_filter_score
 from modeling_maxi.video_io import VideoDecodeError, read_video_frames
 
 logger = logging.getLogger(__name__)
@@ -114,14 +114,18 @@ def matched_rows_batch(batch: dict[str, list]) -> list[bool]:
     return [label is not None and int(label) >= 0 for label in batch["matched_label"]]
 
 
-def prepare_text_bag_dataset(dataset, text_sources: Sequence[str] | None = None, filter_ratio: float = 1.0):
-    """Validate the columns, drop unmatched videos, keep the top ``filter_ratio`` by match score, choose sources.
+def prepare_text_bag_dataset(
+    dataset, text_sources: Sequence[str] | None = None, filter_ratio: float = 1.0, filter_score: str = "similarity"
+):
+    """Validate the columns, drop unmatched videos, keep the top ``filter_ratio`` by confidence, choose sources.
 
     Args:
         dataset (`datasets.Dataset`): a text-bag dataset.
         text_sources (`list[str]`, *optional*): sources to rebuild the bags from (``"dictionary"`` plus any of
             ``"llm"``, ``"captions"``); `None` uses the dataset's own ``text_bag`` column.
-        filter_ratio (`float`): fraction p of videos kept, ranked by ``match_score`` (paper sec. 3.2).
+        filter_ratio (`float`): fraction p of videos kept, ranked by ``filter_score`` (paper sec. 3.2).
+        filter_score (`str`): ``"similarity"`` ranks by ``match_score`` (the paper's), ``"margin"`` by the best
+            match's lead over the runner-up in ``top5_scores`` (see `modeling_maxi.text_bags.filtering`).
 
     Returns:
         `datasets.Dataset` with (at least) ``video_path``, ``matched_label``, ``matched_text`` and ``text_bag``.
@@ -131,13 +135,16 @@ def prepare_text_bag_dataset(dataset, text_sources: Sequence[str] | None = None,
     dataset = dataset.filter(matched_rows_batch, batched=True, desc="Dropping videos without a dictionary match")
     if len(dataset) < num_rows:
         logger.warning("Dropped %d of %d videos without a dictionary match.", num_rows - len(dataset), num_rows)
+    validate_filter_score(filter_score)
     if filter_ratio != 1.0:
-        if "match_score" not in dataset.column_names:
-            raise ValueError(f"filter_ratio={filter_ratio} needs a 'match_score' column; the dataset lacks it.")
-        result = filter_by_match_score(dataset, filter_ratio)
+        column = "match_score" if filter_score == "similarity" else "top5_scores"
+        if column not in dataset.column_names:
+            raise ValueError(f"filter_ratio={filter_ratio} needs a {column!r} column; the dataset lacks it.")
+        result = filter_by_confidence(dataset, filter_ratio, filter_score)
         logger.info(
-            "Text-bag filtering p=%s kept %d of %d videos (delta_p=%s).",
+            "Text-bag filtering p=%s by %s kept %d of %d videos (delta_p=%s).",
             filter_ratio,
+            filter_score,
             result.num_kept,
             result.num_before,
             result.delta_p,

@@ -35,6 +35,7 @@ from pathlib import Path
 import torch
 from transformers import HfArgumentParser
 
+from modeling_maxi.text_bags.filtering import filter_score_field, validate_filter_score
 from training.cli_args import parse_arguments
 from training.data import TEXT_SOURCE_COLUMNS, unknown_text_sources
 
@@ -90,6 +91,7 @@ class DemoArguments:
     )
     num_frames: int = field(default=8, metadata={"help": "Frames per video for matching, training and evaluation."})
     filter_ratio: float = field(default=0.5, metadata={"help": "Fraction p of videos kept by CLIP match score."})
+    filter_score: str = filter_score_field("margin")
     loss_variant: str = field(default="mil_nce", metadata={"help": "Training objective (see modeling_maxi.loss)."})
     bag_size: int = field(default=8, metadata={"help": "Texts per video bag in a training step."})
     train_steps: int = field(default=300, metadata={"help": "MIL-NCE fine-tuning steps."})
@@ -127,6 +129,7 @@ class DemoArguments:
                 raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
         if not 0.0 < self.filter_ratio <= 1.0:
             raise ValueError(f"`filter_ratio` must be in (0, 1], got {self.filter_ratio!r}.")
+        validate_filter_score(self.filter_score)
         if not 0.0 <= self.context_bias <= 1.0:
             raise ValueError(f"`context_bias` must be in [0, 1], got {self.context_bias!r}.")
         if not 0.0 <= self.min_action_visibility <= 1.0:
@@ -206,6 +209,7 @@ def build_text_bags(args: DemoArguments, world_dir: Path, base_dir: Path) -> tup
                 "--llm_cache_dir", str(Path(args.output_dir) / "llm_cache"),
                 "--captioner", "none",
                 "--filter_ratio", str(args.filter_ratio),
+                "--filter_score", args.filter_score,
                 "--output_dir", str(bags_dir),
             ]
         )
@@ -274,11 +278,12 @@ def fine_tune(
         "--use_cpu", str(not torch.cuda.is_available()).lower(),
         "--disable_tqdm", "true",
     ]
-    # The arguments are recorded before launching: a finished run is reused and an interrupted one resumes from its
-    # last checkpoint (train.py does that) only under exactly these arguments (the interpreter aside); a run made
-    # with other settings is removed first, so that it can neither be reused nor resumed by mistake.
+    # The arguments and the text bags' publish key are recorded before launching: a finished run is reused and an
+    # interrupted one resumes from its last checkpoint (train.py does that) only under exactly these arguments (the
+    # interpreter aside) and bags (the same folder may hold bags filtered otherwise); a run made with other settings
+    # is removed first, so that it can neither be reused nor resumed by mistake.
     record_path = run_dir / FINE_TUNE_RECORD
-    arguments = command[1:]
+    arguments = {"arguments": command[1:], "text_bags": _publish_key(bags_dir)}
     recorded = json.loads(record_path.read_text()) if record_path.is_file() else None
     finished = (run_dir / "model.safetensors").is_file() and (run_dir / "train_results.json").is_file()
     if recorded == arguments and finished:
@@ -293,6 +298,14 @@ def fine_tune(
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(_repo_root()), os.environ.get("PYTHONPATH")]))}
     subprocess.run(command, check=True, env=env)
     return run_dir
+
+
+def _publish_key(bags_dir: Path) -> str | None:
+    """The publish key of the text bags in `bags_dir` (it changes whenever their content or filtering does)."""
+    from modeling_maxi.text_bags.publishing import BUILD_RECORD_NAME
+
+    record_path = Path(bags_dir) / BUILD_RECORD_NAME
+    return json.loads(record_path.read_text()).get("publish_key") if record_path.is_file() else None
 
 
 def _repo_root() -> Path:
@@ -326,7 +339,7 @@ def matching_accuracy(bags_dir: Path) -> dict:
     return {"kept_videos": len(bags), "matching_accuracy": correct / len(bags)}
 
 
-def format_table(base: dict, maxi: dict, matching: dict, filter_ratio: float) -> str:
+def format_table(base: dict, maxi: dict, matching: dict, filter_ratio: float, filter_score: str) -> str:
     rows = ["| model | eval labels | top-1 | top-5 |", "|---|---|---|---|"]
     for model_name, results in (("base (object-biased CLIP)", base), ("MAXI (unsupervised fine-tuning)", maxi)):
         for label_set, metrics in results.items():
@@ -335,7 +348,8 @@ def format_table(base: dict, maxi: dict, matching: dict, filter_ratio: float) ->
             )
     rows.append("")
     rows.append(
-        f"CLIP matching accuracy after filtering (p = {filter_ratio:g}): {100 * matching['matching_accuracy']:.1f}% "
+        f"CLIP matching accuracy after filtering (p = {filter_ratio:g} by {filter_score}): "
+        f"{100 * matching['matching_accuracy']:.1f}% "
         f"of {matching['kept_videos']} kept videos (ground truth used for this report only)."
     )
     return "\n".join(rows)
@@ -362,7 +376,7 @@ def run_demo(args: DemoArguments) -> dict:
     base_results = timed("evaluate base", evaluate, base_dir, world_dir, args.num_frames)
     maxi_results = timed("evaluate MAXI", evaluate, run_dir, world_dir, args.num_frames)
     matching = matching_accuracy(bags_dir)
-    table = format_table(base_results, maxi_results, matching, args.filter_ratio)
+    table = format_table(base_results, maxi_results, matching, args.filter_ratio, args.filter_score)
     results = {
         "arguments": asdict(args),
         "base_model": str(base_dir),

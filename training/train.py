@@ -39,6 +39,7 @@ from transformers.trainer_utils import get_last_checkpoint  # noqa: E402
 from modeling_maxi import MaxiVideoCLIPModel, MaxiVideoProcessor, load_class_names, weight_space_ensemble  # noqa: E402
 from modeling_maxi.loss import LOSS_VARIANTS, distributed_text_bag_loss  # noqa: E402
 from modeling_maxi.model_card import MAXI_CITATION, render_model_card  # noqa: E402
+from modeling_maxi.text_bags.filtering import filter_score_field, validate_filter_score  # noqa: E402
 from modeling_maxi.text_bags.publishing import load_text_bags as load_published_text_bags  # noqa: E402
 from training.data import (  # noqa: E402
     PROMPT_TEMPLATE,
@@ -97,6 +98,7 @@ class DataArguments:
     filter_ratio: float = field(
         default=1.0, metadata={"help": "Fraction p of videos kept, the most confidently matched ones (paper: 0.9)."}
     )
+    filter_score: str = filter_score_field()
     num_frames: int = field(default=16, metadata={"help": "Frames per video (segment sampling, random offsets)."})
     bag_size: int = field(default=16, metadata={"help": "Texts sampled from each video's bag per step."})
     max_train_samples: int | None = field(
@@ -122,6 +124,7 @@ class DataArguments:
             raise ValueError(f"--num_frames must be >= 1, got {self.num_frames}.")
         if not 0 < self.filter_ratio <= 1:
             raise ValueError(f"--filter_ratio must be in (0, 1], got {self.filter_ratio}.")
+        validate_filter_score(self.filter_score)
         if self.text_sources is not None:
             unknown = unknown_text_sources(self.text_sources)
             if unknown:
@@ -469,7 +472,7 @@ def main(argv: list[str] | None = None) -> MaxiTrainer:
     set_seed(training_args.seed)
 
     raw = load_text_bags(data_args, model_args.cache_dir)
-    train_bags = prepare_text_bag_dataset(raw, data_args.text_sources, data_args.filter_ratio)
+    train_bags = prepare_text_bag_dataset(raw, data_args.text_sources, data_args.filter_ratio, data_args.filter_score)
     if data_args.max_train_samples is not None:
         train_bags = train_bags.select(range(min(data_args.max_train_samples, len(train_bags))))
 

@@ -2,17 +2,40 @@
 
 Counting rule (tested): with N videos and ratio p the filter keeps exactly `ceil(p * N)` videos, where `p * N` is
 first rounded to 6 decimals so that float noise does not add a video (0.7 * 10 keeps 7, not 8). Any p > 0 therefore
-keeps at least one video and p = 1 keeps all of them. Videos are ranked by `match_score` (highest first); equal
-scores keep their dataset order. delta_p is the lowest kept score, i.e. the threshold of the paper.
+keeps at least one video and p = 1 keeps all of them. Videos are ranked by their confidence score (highest first);
+equal scores keep their dataset order. delta_p is the lowest kept score, i.e. the threshold of the paper.
+
+Two confidence scores (`FILTER_SCORES`):
+
+- ``"similarity"`` (the paper's, the default): the cosine similarity of the video to its best-matched action,
+  `match_score`.
+- ``"margin"``: how far the best match beats the runner-up, `top5_scores[0] - top5_scores[1]`. A similarity is
+  high for a video that resembles every action prompt (a scene the model likes) as much as for one it matches
+  clearly; the margin compares the candidates of the same video, as the classic pseudo-labelling confidences (the
+  softmax probability of the best class, or its margin) do.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from datasets import Dataset
+
+FILTER_SCORES = ("similarity", "margin")
+
+
+def filter_score_field(default: str = "similarity"):
+    """The `filter_score` setting of the scripts' argument dataclasses (a `dataclasses.field` with CLI choices)."""
+    return field(
+        default=validate_filter_score(default),
+        metadata={
+            "help": "Confidence the text-bag filter ranks videos by: 'similarity' to the best-matched action (the "
+            "paper's) or the 'margin' of the best match over the runner-up (see modeling_maxi/text_bags/filtering.py).",
+            "choices": list(FILTER_SCORES),
+        },
+    )
 
 
 @dataclass
@@ -22,7 +45,7 @@ class FilterResult:
     Attributes:
         dataset: the kept rows, in their original order.
         ratio: the requested fraction p.
-        delta_p: the lowest kept `match_score` (None when nothing was there to filter).
+        delta_p: the lowest kept confidence score (None when nothing was there to filter).
         num_before: N, the number of rows given.
         num_kept: the number of rows kept, `ceil(p * N)`.
     """
@@ -69,5 +92,42 @@ def filter_by_match_score(dataset: Dataset, ratio: float, score_column: str = "m
         raise ValueError(f"score_column {score_column!r} is not a column of the dataset ({dataset.column_names})")
     scores = list(dataset[score_column])
     indices, delta_p = top_fraction_indices(scores, ratio)
+    kept = dataset if len(indices) == len(dataset) else dataset.select(indices)
+    return FilterResult(dataset=kept, ratio=ratio, delta_p=delta_p, num_before=len(dataset), num_kept=len(indices))
+
+
+def validate_filter_score(score: str) -> str:
+    """Return `score` or raise a `ValueError` naming it unless it is one of `FILTER_SCORES`."""
+    if score not in FILTER_SCORES:
+        raise ValueError(f"filter score must be one of {FILTER_SCORES}, got {score!r}")
+    return score
+
+
+def match_margins(top_scores: Sequence[Sequence[float]]) -> list[float]:
+    """Per video, its best similarity minus its second best (`top_scores` rows are best first, as `top5_scores`).
+
+    A video with fewer than two scores (unreadable, or a one-action dictionary) gets `-inf`: it ranks last.
+    """
+    margins = []
+    for index, row in enumerate(top_scores):
+        row = list(row or ())
+        if len(row) >= 2 and row[0] < row[1]:
+            raise ValueError(f"top scores of row {index} are not sorted best first: {row!r}")
+        margins.append(float(row[0]) - float(row[1]) if len(row) >= 2 else -math.inf)
+    return margins
+
+
+def filter_by_confidence(dataset: Dataset, ratio: float, score: str = "similarity") -> FilterResult:
+    """Keep the top fraction `ratio` of `dataset` by the confidence `score` (one of `FILTER_SCORES`).
+
+    ``"similarity"`` ranks by the `match_score` column, ``"margin"`` by `match_margins` of the `top5_scores` column.
+    """
+    score = validate_filter_score(score)
+    if score == "similarity":
+        return filter_by_match_score(dataset, ratio)
+    ratio = validate_filter_ratio(ratio)
+    if "top5_scores" not in dataset.column_names:
+        raise ValueError(f"filter score 'margin' needs a 'top5_scores' column; the dataset has {dataset.column_names}")
+    indices, delta_p = top_fraction_indices(match_margins(dataset["top5_scores"]), ratio)
     kept = dataset if len(indices) == len(dataset) else dataset.select(indices)
     return FilterResult(dataset=kept, ratio=ratio, delta_p=delta_p, num_before=len(dataset), num_kept=len(indices))

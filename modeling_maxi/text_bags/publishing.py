@@ -23,7 +23,7 @@ import yaml
 from datasets import Dataset, DatasetDict, List, Value, load_dataset
 
 from .bag_assembly import BAG_CONFIGS, DEFAULT_BAG_CONFIG, sources_for_config, text_bag_batch
-from .filtering import filter_by_match_score, validate_filter_ratio
+from .filtering import filter_by_confidence, validate_filter_ratio, validate_filter_score
 
 logger = logging.getLogger(__name__)
 
@@ -211,6 +211,7 @@ def publish_text_bags(
     record: dict[str, Any],
     filter_ratio: float,
     configs: list[str],
+    filter_score: str = "similarity",
 ) -> dict[str, Any]:
     """Filter `bags`, write every configuration as parquet, the dataset card and the build record.
 
@@ -219,13 +220,16 @@ def publish_text_bags(
         output_dir: the publish folder (configuration folders, `README.md`, `text_bag_build.json` go there).
         record: build record (`parameters`, `stats`, `unreadable_videos`, `llm_failures`); completed in place with
             the filter outcome and returned.
-        filter_ratio: p, the fraction of videos kept by `match_score` (1 keeps all, even without scores).
+        filter_ratio: p, the fraction of videos kept by confidence (1 keeps all, even without scores).
         configs: configurations to publish (see `available_configs`).
+        filter_score: the confidence the filter ranks by, ``"similarity"`` (the paper's) or ``"margin"`` (see
+            `modeling_maxi.text_bags.filtering`).
 
     Returns:
         The completed build record.
     """
     filter_ratio = validate_filter_ratio(filter_ratio)
+    filter_score = validate_filter_score(filter_score)
     unknown = [name for name in configs if name not in BAG_CONFIGS]
     if unknown or not configs:
         raise ValueError(f"configs must be a non-empty subset of {sorted(BAG_CONFIGS)}, got {configs!r}")
@@ -234,9 +238,9 @@ def publish_text_bags(
     if filter_ratio == 1.0 and len(scores) != len(bags):
         kept, delta_p = bags, (min(scores) if scores else None)
     else:
-        result = filter_by_match_score(bags, filter_ratio)
+        result = filter_by_confidence(bags, filter_ratio, filter_score)
         kept, delta_p = result.dataset, result.delta_p
-    record.setdefault("parameters", {})["filter_ratio"] = filter_ratio
+    record.setdefault("parameters", {}).update({"filter_ratio": filter_ratio, "filter_score": filter_score})
     record.setdefault("stats", {}).update(
         {"videos_before_filter": len(bags), "videos_published": len(kept), "delta_p": delta_p}
     )
@@ -253,10 +257,11 @@ def publish_text_bags(
     (output_dir / CARD_NAME).write_text(card, encoding="utf-8")
     (output_dir / BUILD_RECORD_NAME).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     logger.info(
-        "Published %d of %d videos (p=%s, delta_p=%s) in configurations %s to %s",
+        "Published %d of %d videos (p=%s by %s, delta_p=%s) in configurations %s to %s",
         len(kept),
         len(bags),
         filter_ratio,
+        filter_score,
         delta_p,
         ", ".join(configs),
         output_dir,
