@@ -578,3 +578,29 @@ def test_push_to_hub_uploads_only_the_published_files(tmp_path, monkeypatch):
     assert "README.md" in upload["allow_patterns"] and not any("stages" in p for p in upload["allow_patterns"])
     with pytest.raises(ValueError, match="user/name"):
         push_text_bags_to_hub(tmp_path, "no-slash")
+
+
+def test_publish_reports_the_threshold_in_the_filter_score(tmp_path):
+    from modeling_maxi.text_bags.publishing import publish_text_bags
+
+    bags = Dataset.from_dict(
+        {
+            "video_id": ["a", "b", "c"],
+            "video_path": ["a.mp4", "b.mp4", "c.mp4"],
+            "matched_label": [0, 1, 0],
+            "matched_text": ["run", "jump", "run"],
+            "match_score": [0.9, 0.5, float("nan")],  # c was unreadable: no score, no top scores
+            "top5_scores": [[0.9, 0.85], [0.5, 0.2], []],
+            "llm_verbs": [["jog"], [], []],
+        }
+    )
+    configs = ["dictionary_llm", "dictionary"]
+    kept_all = publish_text_bags(bags, tmp_path / "all", {}, 1.0, configs, "margin")
+    assert kept_all["stats"]["videos_published"] == 3
+    assert kept_all["stats"]["delta_p"] == pytest.approx(0.05)  # the lowest margin, not the lowest similarity (0.5)
+    assert kept_all["parameters"] == {"filter_ratio": 1.0, "filter_score": "margin"}
+    half = publish_text_bags(bags, tmp_path / "half", {}, 0.5, configs, "margin")
+    assert published_rows(tmp_path / "half")["video_id"] == ["a", "b"]  # ceil(1.5) = 2: margins 0.05, 0.3, -inf
+    assert half["stats"]["delta_p"] == pytest.approx(0.05)
+    with pytest.raises(ValueError, match="'rank'"):
+        publish_text_bags(bags, tmp_path / "bad", {}, 0.5, configs, "rank")
