@@ -137,9 +137,6 @@ def prepare_text_bag_dataset(
         logger.warning("Dropped %d of %d videos without a dictionary match.", num_rows - len(dataset), num_rows)
     validate_filter_score(filter_score)
     if filter_ratio != 1.0:
-        column = "match_score" if filter_score == "similarity" else "top5_scores"
-        if column not in dataset.column_names:
-            raise ValueError(f"filter_ratio={filter_ratio} needs a {column!r} column; the dataset lacks it.")
         result = filter_by_confidence(dataset, filter_ratio, filter_score)
         logger.info(
             "Text-bag filtering p=%s by %s kept %d of %d videos (delta_p=%s).",

@@ -90,7 +90,10 @@ def filter_by_match_score(dataset: Dataset, ratio: float, score_column: str = "m
     ratio = validate_filter_ratio(ratio)
     if score_column not in dataset.column_names:
         raise ValueError(f"score_column {score_column!r} is not a column of the dataset ({dataset.column_names})")
-    scores = list(dataset[score_column])
+    return _keep_top(dataset, list(dataset[score_column]), ratio)
+
+
+def _keep_top(dataset: Dataset, scores: Sequence[float], ratio: float) -> FilterResult:
     indices, delta_p = top_fraction_indices(scores, ratio)
     kept = dataset if len(indices) == len(dataset) else dataset.select(indices)
     return FilterResult(dataset=kept, ratio=ratio, delta_p=delta_p, num_before=len(dataset), num_kept=len(indices))
@@ -117,17 +120,18 @@ def match_margins(top_scores: Sequence[Sequence[float]]) -> list[float]:
     return margins
 
 
-def filter_by_confidence(dataset: Dataset, ratio: float, score: str = "similarity") -> FilterResult:
-    """Keep the top fraction `ratio` of `dataset` by the confidence `score` (one of `FILTER_SCORES`).
+def confidence_scores(dataset: Dataset, score: str = "similarity") -> list[float]:
+    """Per row, the confidence `score` (one of `FILTER_SCORES`) the filter ranks by.
 
-    ``"similarity"`` ranks by the `match_score` column, ``"margin"`` by `match_margins` of the `top5_scores` column.
+    ``"similarity"`` is the `match_score` column, ``"margin"`` the `match_margins` of the `top5_scores` column.
     """
-    score = validate_filter_score(score)
-    if score == "similarity":
-        return filter_by_match_score(dataset, ratio)
+    column = "match_score" if validate_filter_score(score) == "similarity" else "top5_scores"
+    if column not in dataset.column_names:
+        raise ValueError(f"filter score {score!r} needs a {column!r} column; the dataset has {dataset.column_names}")
+    return list(dataset[column]) if score == "similarity" else match_margins(dataset[column])
+
+
+def filter_by_confidence(dataset: Dataset, ratio: float, score: str = "similarity") -> FilterResult:
+    """Keep the top fraction `ratio` of `dataset` by the confidence `score` (see `confidence_scores`)."""
     ratio = validate_filter_ratio(ratio)
-    if "top5_scores" not in dataset.column_names:
-        raise ValueError(f"filter score 'margin' needs a 'top5_scores' column; the dataset has {dataset.column_names}")
-    indices, delta_p = top_fraction_indices(match_margins(dataset["top5_scores"]), ratio)
-    kept = dataset if len(indices) == len(dataset) else dataset.select(indices)
-    return FilterResult(dataset=kept, ratio=ratio, delta_p=delta_p, num_before=len(dataset), num_kept=len(indices))
+    return _keep_top(dataset, confidence_scores(dataset, score), ratio)

@@ -23,7 +23,7 @@ import yaml
 from datasets import Dataset, DatasetDict, List, Value, load_dataset
 
 from .bag_assembly import BAG_CONFIGS, DEFAULT_BAG_CONFIG, sources_for_config, text_bag_batch
-from .filtering import filter_by_confidence, match_margins, validate_filter_ratio, validate_filter_score
+from .filtering import confidence_scores, filter_by_confidence, validate_filter_ratio, validate_filter_score
 
 logger = logging.getLogger(__name__)
 
@@ -234,10 +234,8 @@ def publish_text_bags(
     if unknown or not configs:
         raise ValueError(f"configs must be a non-empty subset of {sorted(BAG_CONFIGS)}, got {configs!r}")
     output_dir = Path(output_dir)
-    scores = [score for score in bags["match_score"] if score is not None and not math.isnan(score)]
+    scores = [score for score in confidence_scores(bags, filter_score) if score is not None and math.isfinite(score)]
     if filter_ratio == 1.0 and len(scores) != len(bags):
-        if filter_score == "margin":
-            scores = [margin for margin in match_margins(bags["top5_scores"]) if math.isfinite(margin)]
         kept, delta_p = bags, (min(scores) if scores else None)
     else:
         result = filter_by_confidence(bags, filter_ratio, filter_score)
