@@ -6,7 +6,8 @@ fine-tune with three objectives of the paper's Table 7 on the same bags: cross-e
 prompts (`cross_entropy`), NCE with one sampled text per video (`nce`) and MIL-NCE over the bag (`mil_nce`, Eq. 2).
 Prints mean ± std over the seeds of held-out zero-shot top-1/top-5 and writes a `## toy_claims` section into
 `benchmarks/RESULTS.md`. `--objectives` runs a subset; world settings of `training.demo` such as
-`--min_action_visibility` and `--clear_pretraining_stills` pass through, and `--filter_score similarity` filters the
+`--min_action_visibility`, `--clear_pretraining_stills` and `--mark_caption_prob` pass through,
+`--match_refinement_steps` refines the matches before filtering, and `--filter_score similarity` filters the
 bags by the paper's confidence instead of the demo's margin (see `modeling_maxi/text_bags/filtering.py`).
 
     python benchmarks/toy_claims.py --seeds 0 1 2
@@ -24,9 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from modeling_maxi.text_bags.filtering import FILTER_SCORES  # noqa: E402
 from training.demo import (  # noqa: E402
     DemoArguments,
+    add_demo_settings,
     build_text_bags,
     evaluate,
     fine_tune,
@@ -36,6 +37,7 @@ from training.demo import (  # noqa: E402
 )
 
 OBJECTIVES = ("cross_entropy", "nce", "mil_nce")
+DEMO_SETTINGS = ("min_action_visibility", "filter_score", "mark_caption_prob", "match_refinement_steps")
 RESULTS_FILE = Path(__file__).resolve().parent / "RESULTS.md"
 
 
@@ -92,27 +94,14 @@ def main() -> None:
     parser.add_argument("--output_dir", default="toy_claims_output")
     parser.add_argument("--no_write", action="store_true", help="Do not update benchmarks/RESULTS.md.")
     parser.add_argument("--objectives", nargs="+", choices=OBJECTIVES, default=list(OBJECTIVES))
-    parser.add_argument(
-        "--min_action_visibility",
-        type=float,
-        default=DemoArguments.min_action_visibility,
-        help="World setting (see training/demo.py).",
-    )
+    add_demo_settings(parser, DEMO_SETTINGS)
     parser.add_argument(
         "--clear_pretraining_stills", action="store_true", help="World setting (see training/demo.py)."
     )
-    parser.add_argument(
-        "--filter_score",
-        choices=FILTER_SCORES,
-        default=DemoArguments.filter_score,
-        help="Confidence of the text-bag filter (see training/demo.py).",
-    )
     options = parser.parse_args()
+    settings = {name: getattr(options, name) for name in DEMO_SETTINGS}
     base_args = DemoArguments(
-        output_dir=options.output_dir,
-        min_action_visibility=options.min_action_visibility,
-        clear_pretraining_stills=options.clear_pretraining_stills,
-        filter_score=options.filter_score,
+        output_dir=options.output_dir, clear_pretraining_stills=options.clear_pretraining_stills, **settings
     )
     objectives = tuple(options.objectives)
     started = time.perf_counter()
@@ -125,12 +114,11 @@ def main() -> None:
         command = "python benchmarks/toy_claims.py --seeds " + " ".join(map(str, options.seeds))
         if objectives != OBJECTIVES:
             command += " --objectives " + " ".join(objectives)
-        if options.min_action_visibility != DemoArguments.min_action_visibility:
-            command += f" --min_action_visibility {options.min_action_visibility}"
+        command += "".join(
+            f" --{name} {value}" for name, value in settings.items() if value != getattr(DemoArguments, name)
+        )
         if options.clear_pretraining_stills:
             command += " --clear_pretraining_stills"
-        if options.filter_score != DemoArguments.filter_score:
-            command += f" --filter_score {options.filter_score}"
         write_results(
             "## toy_claims\n\n"
             f"Command: `{command}` ({minutes:.0f} min on this machine's 2 CPU cores; demo defaults: "

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from datasets import Features, List, Value
+from datasets import Dataset, Features, List, Value
+from safetensors.torch import load_file
 
 from modeling_maxi.dictionaries import load_class_names, load_prompt_templates
 from modeling_maxi.text_bags.bag_assembly import attach_class_phrases
@@ -43,6 +44,11 @@ from modeling_maxi.text_bags.publishing import (
     publish_text_bags,
     push_text_bags_to_hub,
     redact_url,
+)
+from modeling_maxi.text_bags.refinement import (
+    EMBEDDING_COLUMN,
+    rematch_with_refined_classes,
+    validate_refinement_steps,
 )
 from modeling_maxi.text_bags.sharding import select_shard, validate_shard_arguments
 from modeling_maxi.text_bags.stages import StageStore, params_digest
@@ -118,6 +124,13 @@ class TextBagBuildArguments:
     caption_num_beams: int = field(default=1, metadata={"help": "Beam size of caption generation."})
     filter_ratio: float = field(default=0.9, metadata={"help": "Fraction p of videos kept by match score (0, 1]."})
     filter_score: str = filter_score_field()
+    match_refinement_steps: int = field(
+        default=0,
+        metadata={
+            "help": "Refine the class embeddings over the videos in this many k-means steps and match again before "
+            "filtering (0 = the paper's matching; see modeling_maxi/text_bags/refinement.py). Needs --num-shards 1."
+        },
+    )
     num_shards: int = field(default=1, metadata={"help": "Number of disjoint shards the collection is split into."})
     shard_index: int = field(default=0, metadata={"help": "Shard built by this run, in [0, num_shards)."})
     num_gpu_workers: int | None = field(
@@ -134,6 +147,12 @@ class TextBagBuildArguments:
         validate_filter_ratio(self.filter_ratio)
         validate_filter_score(self.filter_score)
         validate_shard_arguments(self.num_shards, self.shard_index)
+        validate_refinement_steps(self.match_refinement_steps)
+        if self.match_refinement_steps and self.num_shards > 1:
+            raise ValueError(
+                f"--match-refinement-steps {self.match_refinement_steps} refines over the whole collection; it cannot "
+                f"run on one of --num-shards {self.num_shards} shards. Build in one shard or set it to 0."
+            )
         for name in ("num_frames", "match_batch_size", "caption_frames", "caption_image_size", "caption_batch_size"):
             _check_positive(name, getattr(self, name))
         for name in ("caption_max_new_tokens", "caption_num_beams", "chunk_size", "decode_workers"):
@@ -228,6 +247,19 @@ def run_dictionary_stage(store: StageStore, args, class_names: list[str], templa
     return {**payload, "embeddings_path": str(embeddings_path)}
 
 
+def run_refine_stage(
+    store: StageStore, args, matched: Dataset, dictionary: dict[str, Any], class_names: list[str]
+) -> tuple[Dataset, dict[str, Any]]:
+    """The optional refine stage: match again to class embeddings refined over the matched videos (cached)."""
+    params = {"upstream": store.digest("match"), "steps": args.match_refinement_steps}
+    refined = store.load("refine", params)
+    if refined is not None:
+        return refined, store.read_manifest("refine")["refinement"]
+    class_embeds = load_file(dictionary["embeddings_path"])["class_embeddings"]
+    refined, refinement = rematch_with_refined_classes(matched, class_embeds, class_names, args.match_refinement_steps)
+    return store.save("refine", refined, params, refinement=refinement), refinement
+
+
 def run_expand_stage(store: StageStore, args, class_names: list[str], matched_ids: list[int]) -> dict[str, Any]:
     """LLM phrases (once per distinct matched class) and their verbs; returns the persisted payload."""
     from modeling_maxi.text_bags.verb_parsing import extract_verbs, load_spacy_pipeline
@@ -316,10 +348,12 @@ def build(args: TextBagBuildArguments) -> dict[str, Any]:
         raise ValueError(f"Shard {args.shard_index}/{args.num_shards} of {args.videos!r} holds no video")
 
     dictionary = run_dictionary_stage(store, args, class_names, templates)
+    refine = args.match_refinement_steps > 0
     match_params = {
         "upstream": [store.digest("index"), store.digest("dictionary")],
         "num_frames": args.num_frames,
         "video_backend": args.video_backend,
+        **({"video_embeddings": True} if refine else {}),  # unchanged key (and cache) without refinement
     }
     matched = store.run_map(
         "match",
@@ -338,8 +372,10 @@ def build(args: TextBagBuildArguments) -> dict[str, Any]:
             "dtype": args.dtype,
             "video_backend": args.video_backend,
             "decode_workers": args.decode_workers,
+            "return_embeddings": refine,
         },
         new_features={
+            **({EMBEDDING_COLUMN: List(Value("float32"))} if refine else {}),
             "matched_label": Value("int64"),
             "matched_text": Value("string"),
             "match_score": Value("float64"),
@@ -348,6 +384,10 @@ def build(args: TextBagBuildArguments) -> dict[str, Any]:
             "decode_error": Value("string"),
         },
     )
+    match_stage, refinement = "match", None
+    if refine:
+        matched, refinement = run_refine_stage(store, args, matched, dictionary, class_names)
+        match_stage = "refine"
     readable = matched.filter(_has_no_decode_error, batched=True, keep_in_memory=True, desc="Dropping unreadable")
     unreadable = [
         {"video_path": row["relative_path"], "error": row["decode_error"]}
@@ -366,7 +406,7 @@ def build(args: TextBagBuildArguments) -> dict[str, Any]:
             readable,
             caption_videos_batch,
             {
-                "upstream": store.digest("match"),
+                "upstream": store.digest(match_stage),
                 "captioner": args.captioner,
                 "caption_frames": args.caption_frames,
                 "caption_image_size": args.caption_image_size,
@@ -403,7 +443,7 @@ def build(args: TextBagBuildArguments) -> dict[str, Any]:
         upstream = store.digest("caption_verbs")
     else:
         with_verbs = readable.map(_empty_caption_columns, batched=True, keep_in_memory=True, desc="No captions")
-        upstream = store.digest("match")
+        upstream = store.digest(match_stage)
 
     bag_params = {"upstream": upstream, "expansion": params_digest(expansion)}
     bags = store.load("bags", bag_params)
@@ -442,6 +482,7 @@ def build(args: TextBagBuildArguments) -> dict[str, Any]:
             "caption_num_beams": args.caption_num_beams if args.has_captions else None,
             "num_shards": args.num_shards,
             "shard_index": args.shard_index,
+            **({"match_refinement_steps": args.match_refinement_steps} if refine else {}),
         },
         "stats": {
             "videos_indexed": len(index),
@@ -451,6 +492,7 @@ def build(args: TextBagBuildArguments) -> dict[str, Any]:
             "llm_requests": expansion["num_requests"],
             "llm_failures": len(expansion["failures"]),
             "dictionary_encode_seconds": round(dictionary["encode_seconds"], 3),
+            **({"refinement_changed_matches": refinement["changed_matches"]} if refine else {}),
         },
         "unreadable_videos": unreadable,
         "llm_failures": expansion["failures"],

@@ -134,7 +134,8 @@ def test_fine_tuning_keeps_one_resumable_checkpoint_or_every_requested_one(tmp_p
     ("overrides", "message"),
     [({"context_bias": 1.5}, "context_bias"), ({"min_action_visibility": -0.5}, "min_action_visibility"),
      ({"text_sources": ["llm"]}, "text_sources"),
-     ({"text_sources": ["dictionary", "captionz"]}, "captionz"), ({"filter_score": "probability"}, "probability")],
+     ({"text_sources": ["dictionary", "captionz"]}, "captionz"), ({"filter_score": "probability"}, "probability"),
+     ({"match_refinement_steps": -2}, "refinement steps")],
 )
 def test_world_and_bag_source_settings_are_validated(overrides, message):
     with pytest.raises(ValueError, match=message):
@@ -161,3 +162,42 @@ def test_world_and_bag_source_settings_reach_the_world_and_the_training_command(
     assert command[command.index("--text_sources") + 1 :][:2] == ["dictionary", "--ensemble_ratio"]
     demo.fine_tune(DemoArguments(output_dir=str(tmp_path)), world_dir, tmp_path / "base", tmp_path / "bags")
     assert "--text_sources" not in launched[1]  # default: the whole bag column
+
+
+def test_match_refinement_reaches_the_pipeline_and_the_table(tmp_path, monkeypatch):
+    from dataset_scripts import build_text_bags as pipeline
+    from training import demo
+
+    received = []
+    monkeypatch.setattr(pipeline, "main", lambda argv: received.append(argv) or {"stats": {}})
+    args = DemoArguments(output_dir=str(tmp_path), match_refinement_steps=4, filter_score="similarity")
+    demo.build_text_bags(args, tmp_path / "world", tmp_path / "base")
+    argv = received[0]
+    assert argv[argv.index("--match_refinement_steps") + 1] == "4"
+    assert argv[argv.index("--filter_score") + 1] == "similarity"
+    metrics = {"dictionary names": {"top1": 50.0, "top5": 90.0}}
+    matching = {"kept_videos": 10, "matching_accuracy": 0.7}
+    table = demo.format_table(metrics, metrics, matching, 0.5, "similarity", refinement_steps=4)
+    assert "after 4 refinement steps and filtering (p = 0.5 by similarity): 70.0% of 10 kept videos" in table
+    assert "refinement" not in demo.format_table(metrics, metrics, matching, 0.5, "margin")
+
+
+def test_benchmarks_take_demo_settings_with_the_demos_defaults_and_choices():
+    import argparse
+
+    from training.demo import add_demo_settings
+
+    parser = argparse.ArgumentParser()
+    add_demo_settings(parser, ("filter_score", "mark_caption_prob", "match_refinement_steps"))
+    defaults = parser.parse_args([])
+    assert (defaults.filter_score, defaults.mark_caption_prob, defaults.match_refinement_steps) == (
+        DemoArguments.filter_score, DemoArguments.mark_caption_prob, DemoArguments.match_refinement_steps
+    )
+    given = parser.parse_args(["--filter_score", "similarity", "--mark_caption_prob", "0.9",
+                               "--match_refinement_steps", "10"])
+    assert (given.filter_score, given.mark_caption_prob, given.match_refinement_steps) == ("similarity", 0.9, 10)
+    with pytest.raises(SystemExit):  # not one of FILTER_SCORES
+        parser.parse_args(["--filter_score", "probability"])
+    for name in ("launch_space", "augmentations", "no_such_setting"):  # a flag, a list, a typo
+        with pytest.raises(ValueError, match=name):
+            add_demo_settings(argparse.ArgumentParser(), (name,))

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 from datasets import Dataset, load_dataset, load_from_disk
+from safetensors.torch import load_file
 
 from dataset_scripts import build_text_bags, extract_corpus_verbs, merge_shards
 from dataset_scripts.extract_corpus_verbs import select_verbs
@@ -31,6 +32,7 @@ from modeling_maxi.text_bags.filtering import (
 from modeling_maxi.text_bags.matching import decode_videos, encode_dictionary, load_match_model
 from modeling_maxi.text_bags.openai_compatible_server import OpenAICompatibleServer
 from modeling_maxi.text_bags.publishing import BUILD_RECORD_NAME, redact_url
+from modeling_maxi.text_bags.refinement import refine_class_embeddings
 from modeling_maxi.text_bags.sharding import select_shard, shard_of
 from modeling_maxi.text_bags.verb_parsing import extract_verbs, extract_verbs_batch, load_spacy_pipeline
 from modeling_maxi.text_bags.video_index import build_video_index, parse_video_list_line
@@ -438,6 +440,43 @@ def test_build_filters_by_margin_when_asked(video_tree, dictionary_file, tiny_mo
     assert by_similarity["publish_key"] != record["publish_key"]
     with pytest.raises(SystemExit):  # argparse rejects an unknown choice
         build_text_bags.parse_args(["--videos", "v", "--output-dir", "o", "--filter-score", "probability"])
+
+
+def test_build_refines_the_matches_when_asked(video_tree, dictionary_file, tiny_model_dir, tmp_path, caplog):
+    output_dir = tmp_path / "refined"
+    argv = base_args(video_tree, dictionary_file, tiny_model_dir, output_dir, **{"--match-refinement-steps": 3})
+    record = build_text_bags.main(argv)
+    assert record["parameters"]["match_refinement_steps"] == 3
+    # the match stage kept each readable video's embedding; the refine stage matched them again
+    match_stage = load_from_disk(str(output_dir / "stages/match/data"))
+    readable = match_stage.filter(lambda row: not row["decode_error"])
+    videos = torch.tensor(readable["video_embedding"])
+    assert torch.allclose(videos.norm(dim=-1), torch.ones(len(videos)), atol=1e-5)
+    text = load_file(str(output_dir / "stages/dictionary/class_embeddings.safetensors"))["class_embeddings"]
+    assert readable["matched_label"] == (videos @ text.T).argmax(dim=1).tolist()  # the paper's matching
+    refined = refine_class_embeddings(videos, text, steps=3)
+    expected = dict(zip(readable["video_id"], (videos @ refined.T).argmax(dim=1).tolist()))
+    bags = load_from_disk(str(output_dir / "stages/bags/data")).filter(lambda row: row["matched_label"] >= 0)
+    assert "video_embedding" not in bags.column_names
+    assert {video: label for video, label in zip(bags["video_id"], bags["matched_label"])} == expected
+    paper_matches = dict(zip(readable["video_id"], readable["matched_label"]))
+    changed = sum(int(expected[video] != label) for video, label in paper_matches.items())
+    assert record["stats"]["refinement_changed_matches"] == changed
+    # a rerun loads every stage; without refinement the published bags are the paper's matches again
+    with caplog.at_level(logging.INFO, logger="dataset_scripts.build_text_bags"):
+        assert build_text_bags.main(argv)["publish_key"] == record["publish_key"]
+    assert "Stages computed in this run: none" in caplog.text
+    plain = build_text_bags.main(base_args(video_tree, dictionary_file, tiny_model_dir, output_dir))
+    assert "match_refinement_steps" not in plain["parameters"]
+    plain_bags = load_from_disk(str(output_dir / "stages/bags/data")).filter(lambda row: row["matched_label"] >= 0)
+    assert "video_embedding" not in plain_bags.column_names
+    assert dict(zip(plain_bags["video_id"], plain_bags["matched_label"])) == paper_matches
+    with pytest.raises(ValueError, match="--num-shards 2"):
+        build_text_bags.parse_args(
+            ["--videos", "v", "--output-dir", "o", "--num-shards", "2", "--match-refinement-steps", "1"]
+        )
+    with pytest.raises(ValueError, match="-1"):
+        build_text_bags.parse_args(["--videos", "v", "--output-dir", "o", "--match-refinement-steps", "-1"])
 
 
 def test_text_bag_is_deduplicated_in_order_without_matched_text():

@@ -22,6 +22,7 @@ Usage::
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -29,13 +30,16 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+import typing
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
 from transformers import HfArgumentParser
 
 from modeling_maxi.text_bags.filtering import filter_score_field, validate_filter_score
+from modeling_maxi.text_bags.refinement import validate_refinement_steps
 from training.cli_args import parse_arguments
 from training.data import TEXT_SOURCE_COLUMNS, unknown_text_sources
 
@@ -92,6 +96,13 @@ class DemoArguments:
     num_frames: int = field(default=8, metadata={"help": "Frames per video for matching, training and evaluation."})
     filter_ratio: float = field(default=0.5, metadata={"help": "Fraction p of videos kept by CLIP match score."})
     filter_score: str = filter_score_field("margin")
+    match_refinement_steps: int = field(
+        default=0,
+        metadata={
+            "help": "Refine the class embeddings over the unlabeled clips in this many k-means steps before filtering "
+            "(0 = the paper's matching; see modeling_maxi/text_bags/refinement.py)."
+        },
+    )
     loss_variant: str = field(default="mil_nce", metadata={"help": "Training objective (see modeling_maxi.loss)."})
     bag_size: int = field(default=8, metadata={"help": "Texts per video bag in a training step."})
     train_steps: int = field(default=300, metadata={"help": "MIL-NCE fine-tuning steps."})
@@ -130,6 +141,7 @@ class DemoArguments:
         if not 0.0 < self.filter_ratio <= 1.0:
             raise ValueError(f"`filter_ratio` must be in (0, 1], got {self.filter_ratio!r}.")
         validate_filter_score(self.filter_score)
+        validate_refinement_steps(self.match_refinement_steps)
         if not 0.0 <= self.context_bias <= 1.0:
             raise ValueError(f"`context_bias` must be in [0, 1], got {self.context_bias!r}.")
         if not 0.0 <= self.min_action_visibility <= 1.0:
@@ -210,6 +222,7 @@ def build_text_bags(args: DemoArguments, world_dir: Path, base_dir: Path) -> tup
                 "--captioner", "none",
                 "--filter_ratio", str(args.filter_ratio),
                 "--filter_score", args.filter_score,
+                "--match_refinement_steps", str(args.match_refinement_steps),
                 "--output_dir", str(bags_dir),
             ]
         )
@@ -339,7 +352,9 @@ def matching_accuracy(bags_dir: Path) -> dict:
     return {"kept_videos": len(bags), "matching_accuracy": correct / len(bags)}
 
 
-def format_table(base: dict, maxi: dict, matching: dict, filter_ratio: float, filter_score: str) -> str:
+def format_table(
+    base: dict, maxi: dict, matching: dict, filter_ratio: float, filter_score: str, refinement_steps: int = 0
+) -> str:
     rows = ["| model | eval labels | top-1 | top-5 |", "|---|---|---|---|"]
     for model_name, results in (("base (object-biased CLIP)", base), ("MAXI (unsupervised fine-tuning)", maxi)):
         for label_set, metrics in results.items():
@@ -348,7 +363,9 @@ def format_table(base: dict, maxi: dict, matching: dict, filter_ratio: float, fi
             )
     rows.append("")
     rows.append(
-        f"CLIP matching accuracy after filtering (p = {filter_ratio:g} by {filter_score}): "
+        "CLIP matching accuracy after "
+        + (f"{refinement_steps} refinement steps and " if refinement_steps else "")
+        + f"filtering (p = {filter_ratio:g} by {filter_score}): "
         f"{100 * matching['matching_accuracy']:.1f}% "
         f"of {matching['kept_videos']} kept videos (ground truth used for this report only)."
     )
@@ -376,7 +393,9 @@ def run_demo(args: DemoArguments) -> dict:
     base_results = timed("evaluate base", evaluate, base_dir, world_dir, args.num_frames)
     maxi_results = timed("evaluate MAXI", evaluate, run_dir, world_dir, args.num_frames)
     matching = matching_accuracy(bags_dir)
-    table = format_table(base_results, maxi_results, matching, args.filter_ratio, args.filter_score)
+    table = format_table(
+        base_results, maxi_results, matching, args.filter_ratio, args.filter_score, args.match_refinement_steps
+    )
     results = {
         "arguments": asdict(args),
         "base_model": str(base_dir),
@@ -394,6 +413,28 @@ def run_demo(args: DemoArguments) -> dict:
     sys.stdout.write(table + "\n\n")
     sys.stdout.write(f"Hub-ready MAXI checkpoint: {run_dir}  (total {results['timings_seconds']['total']:.0f}s)\n")
     return results
+
+
+_SETTING_TYPES = (int, float, str)
+
+
+def add_demo_settings(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
+    """Add the `DemoArguments` settings `names` (numbers or strings) to a benchmark's `argparse` parser, with the
+    demo's defaults, help and choices, so that the benchmarks that vary the demo's world or recipe stay in step with it.
+    """
+    settings = {setting.name: setting for setting in fields(DemoArguments)}
+    types = typing.get_type_hints(DemoArguments)  # resolved: `field.type` may still be a string annotation
+    for name in names:
+        setting = settings.get(name)
+        if setting is None or types[name] not in _SETTING_TYPES:
+            raise ValueError(f"{name!r} is not a number or string setting of DemoArguments")
+        parser.add_argument(
+            f"--{name}",
+            type=types[name],
+            default=setting.default,
+            choices=setting.metadata.get("choices"),
+            help=setting.metadata.get("help"),
+        )
 
 
 def parse_args(argv: list[str] | None = None) -> DemoArguments:

@@ -150,11 +150,14 @@ def match_videos_batch(
     dtype: str = "float32",
     video_backend: str = "auto",
     decode_workers: int = 4,
+    return_embeddings: bool = False,
 ) -> dict[str, list]:
     """`Dataset.map(batched=True, with_rank=True)` function of the match stage.
 
     Adds `matched_label` (class id, -1 when unreadable), `matched_text`, `match_score` (cosine similarity),
     `top5_labels` / `top5_scores` (the `top_k` best classes, best first) and `decode_error` ("" when readable).
+    With `return_embeddings`, also `video_embedding`: the L2-normalised video embedding the match was made with
+    (empty for an unreadable video), for the refinement of `modeling_maxi.text_bags.refinement`.
     """
     device = device_for_rank(rank)
     model, processor = load_match_model(model_name_or_path, str(device), dtype)
@@ -169,6 +172,7 @@ def match_videos_batch(
     matched_label, matched_text, match_score = [NO_MATCH] * size, [""] * size, [float("nan")] * size
     top_labels: list[list[int]] = [[] for _ in range(size)]
     top_scores: list[list[float]] = [[] for _ in range(size)]
+    embeddings: list[list[float]] = [[] for _ in range(size)]
     if readable:
         pixel_values = processor.preprocess_frames([frames[index] for index in readable])
         pixel_values = pixel_values.to(device=device, dtype=model.dtype)
@@ -177,13 +181,16 @@ def match_videos_batch(
         similarity = video_embeds @ class_embeddings.T
         scores, labels = similarity.topk(min(top_k, similarity.shape[1]), dim=-1)
         scores, labels = scores.cpu().tolist(), labels.cpu().tolist()
+        video_lists = video_embeds.cpu().tolist() if return_embeddings else None
         for row, index in enumerate(readable):
+            if video_lists is not None:
+                embeddings[index] = video_lists[row]
             matched_label[index] = labels[row][0]
             matched_text[index] = class_names[labels[row][0]]
             match_score[index] = scores[row][0]
             top_labels[index] = labels[row]
             top_scores[index] = scores[row]
-    return {
+    columns = {
         "matched_label": matched_label,
         "matched_text": matched_text,
         "match_score": match_score,
@@ -191,3 +198,6 @@ def match_videos_batch(
         "top5_scores": top_scores,
         "decode_error": errors,
     }
+    if return_embeddings:
+        columns["video_embedding"] = embeddings
+    return columns
