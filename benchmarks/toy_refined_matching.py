@@ -37,7 +37,7 @@ from training.demo import (  # noqa: E402
 )
 
 BASE = "base (object-biased CLIP)"
-DEMO_SETTINGS = ("mark_caption_prob", "filter_score", "filter_ratio")
+DEMO_SETTINGS = ("mark_caption_prob", "base_steps", "filter_score", "filter_ratio")
 
 
 def main() -> None:
