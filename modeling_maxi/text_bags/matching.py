@@ -15,6 +15,7 @@ import functools
 import logging
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,6 +26,7 @@ from ..video_io import VideoDecodeError, read_video_frames
 logger = logging.getLogger(__name__)
 
 NO_MATCH = -1
+EMBEDDING_COLUMN = "video_embedding"
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -169,35 +171,43 @@ def match_videos_batch(
     frames, errors = decode_videos(batch["video_path"], num_frames, "segment", video_backend, decode_workers)
     readable = [index for index, video in enumerate(frames) if video is not None]
     size = len(batch["video_path"])
-    matched_label, matched_text, match_score = [NO_MATCH] * size, [""] * size, [float("nan")] * size
-    top_labels: list[list[int]] = [[] for _ in range(size)]
-    top_scores: list[list[float]] = [[] for _ in range(size)]
-    embeddings: list[list[float]] = [[] for _ in range(size)]
+    columns: dict[str, list] = {
+        "matched_label": [NO_MATCH] * size,
+        "matched_text": [""] * size,
+        "match_score": [float("nan")] * size,
+        "top5_labels": [[] for _ in range(size)],
+        "top5_scores": [[] for _ in range(size)],
+        "decode_error": errors,
+    }
+    if return_embeddings:
+        columns[EMBEDDING_COLUMN] = [[] for _ in range(size)]
     if readable:
         pixel_values = processor.preprocess_frames([frames[index] for index in readable])
         pixel_values = pixel_values.to(device=device, dtype=model.dtype)
         frame_embeds = model.get_video_features(pixel_values=pixel_values).frame_embeds
         video_embeds = torch.nn.functional.normalize(frame_embeds.float().mean(dim=1), dim=-1)
-        similarity = video_embeds @ class_embeddings.T
-        scores, labels = similarity.topk(min(top_k, similarity.shape[1]), dim=-1)
-        scores, labels = scores.cpu().tolist(), labels.cpu().tolist()
+        matches = rank_matches(video_embeds @ class_embeddings.T, class_names, top_k)
         video_lists = video_embeds.cpu().tolist() if return_embeddings else None
         for row, index in enumerate(readable):
+            for column, value in matches[row].items():
+                columns[column][index] = value
             if video_lists is not None:
-                embeddings[index] = video_lists[row]
-            matched_label[index] = labels[row][0]
-            matched_text[index] = class_names[labels[row][0]]
-            match_score[index] = scores[row][0]
-            top_labels[index] = labels[row]
-            top_scores[index] = scores[row]
-    columns = {
-        "matched_label": matched_label,
-        "matched_text": matched_text,
-        "match_score": match_score,
-        "top5_labels": top_labels,
-        "top5_scores": top_scores,
-        "decode_error": errors,
-    }
-    if return_embeddings:
-        columns["video_embedding"] = embeddings
+                columns[EMBEDDING_COLUMN][index] = video_lists[row]
     return columns
+
+
+def rank_matches(similarity: torch.Tensor, class_names: Sequence[str], top_k: int) -> list[dict[str, Any]]:
+    """The match columns of each row of `similarity` (shape `(num_videos, num_classes)`): `matched_label`,
+    `matched_text`, `match_score` of the best class and `top5_labels` / `top5_scores` of the `top_k` best, best first.
+    """
+    scores, labels = similarity.topk(min(top_k, similarity.shape[1]), dim=-1)
+    return [
+        {
+            "matched_label": row_labels[0],
+            "matched_text": class_names[row_labels[0]],
+            "match_score": row_scores[0],
+            "top5_labels": row_labels,
+            "top5_scores": row_scores,
+        }
+        for row_labels, row_scores in zip(labels.cpu().tolist(), scores.cpu().tolist())
+    ]

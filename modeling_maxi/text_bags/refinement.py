@@ -26,9 +26,9 @@ import numpy as np
 import torch
 from datasets import Dataset
 
-logger = logging.getLogger(__name__)
+from .matching import EMBEDDING_COLUMN, rank_matches
 
-EMBEDDING_COLUMN = "video_embedding"
+logger = logging.getLogger(__name__)
 
 
 def validate_refinement_steps(steps: int) -> int:
@@ -93,27 +93,20 @@ def rematch_with_refined_classes(
     errors = matched["decode_error"]
     readable = [index for index, error in enumerate(errors) if not error]
     top_k = max((len(scores) for scores in matched["top5_scores"]), default=1) or 1
-    rows: dict[int, tuple[int, float, list[int], list[float]]] = {}
+    rows: dict[int, dict[str, Any]] = {}
     if readable:
         # read as one (num_readable, dim) array: a list of Python floats would take ~20x the memory at K400 scale
         embeddings = matched.select(readable).with_format("numpy", columns=[EMBEDDING_COLUMN])[EMBEDDING_COLUMN]
         videos = torch.from_numpy(np.asarray(embeddings, dtype=np.float32))
         refined = refine_class_embeddings(videos, class_embeds, steps)
-        scores, labels = (videos @ refined.T).topk(min(top_k, refined.shape[0]), dim=-1)
-        for row, index in enumerate(readable):
-            rows[index] = (int(labels[row, 0]), float(scores[row, 0]), labels[row].tolist(), scores[row].tolist())
+        rows = dict(zip(readable, rank_matches(videos @ refined.T, class_names, top_k)))
     before = matched["matched_label"]
-    changed = sum(int(rows[index][0] != before[index]) for index in readable)
+    changed = sum(int(rows[index]["matched_label"] != before[index]) for index in readable)
 
     def rewrite(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
         for position, index in enumerate(indices):
-            if index in rows:
-                label, score, top_labels, top_scores = rows[index]
-                batch["matched_label"][position] = label
-                batch["matched_text"][position] = class_names[label]
-                batch["match_score"][position] = score
-                batch["top5_labels"][position] = top_labels
-                batch["top5_scores"][position] = top_scores
+            for column, value in rows.get(index, {}).items():
+                batch[column][position] = value
         return batch
 
     rematched = matched.remove_columns(EMBEDDING_COLUMN).map(
