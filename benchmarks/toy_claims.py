@@ -7,11 +7,12 @@ prompts (`cross_entropy`), NCE with one sampled text per video (`nce`) and MIL-N
 Prints mean ± std over the seeds of held-out zero-shot top-1/top-5 and writes a `## toy_claims` section into
 `benchmarks/RESULTS.md`. `--objectives` runs a subset; world settings of `training.demo` such as
 `--min_action_visibility`, `--clear_pretraining_stills` and `--mark_caption_prob` pass through,
-`--match_refinement_steps` refines the matches before filtering, and `--filter_score similarity` filters the
+`--match_refinement_steps` / `--match_refinement_method` set the refinement of the matches before filtering
+(`--match_refinement_steps 0` is the paper's matching), and `--filter_score similarity` / `--filter_ratio` filter the
 bags by the paper's confidence instead of the demo's margin (see `modeling_maxi/text_bags/filtering.py`).
 
     python benchmarks/toy_claims.py --seeds 0 1 2
-    python benchmarks/toy_claims.py --seeds 0 1 2 --objectives mil_nce --min_action_visibility 0.2 --no_write
+    python benchmarks/toy_claims.py --seeds 0 1 2 --objectives mil_nce --match_refinement_steps 0 --no_write
 """
 
 import argparse
@@ -37,7 +38,14 @@ from training.demo import (  # noqa: E402
 )
 
 OBJECTIVES = ("cross_entropy", "nce", "mil_nce")
-DEMO_SETTINGS = ("min_action_visibility", "filter_score", "mark_caption_prob", "match_refinement_steps")
+DEMO_SETTINGS = (
+    "min_action_visibility",
+    "filter_score",
+    "filter_ratio",
+    "mark_caption_prob",
+    "match_refinement_steps",
+    "match_refinement_method",
+)
 RESULTS_FILE = Path(__file__).resolve().parent / "RESULTS.md"
 
 

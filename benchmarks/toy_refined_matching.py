@@ -37,7 +37,7 @@ from training.demo import (  # noqa: E402
 )
 
 BASE = "base (object-biased CLIP)"
-DEMO_SETTINGS = ("mark_caption_prob", "base_steps", "filter_score", "filter_ratio")
+DEMO_SETTINGS = ("mark_caption_prob", "base_steps", "filter_score", "filter_ratio", "match_refinement_method")
 
 
 def main() -> None:
@@ -56,18 +56,19 @@ def main() -> None:
     for position, steps in enumerate(dict.fromkeys(options.refinement_steps)):
         run_args = dataclasses.replace(args, match_refinement_steps=steps)  # validates steps
         built, _ = build_text_bags(run_args, world, base_dir)
-        bags_dir = Path(args.output_dir) / f"text_bags_refined_{steps}"  # the next build reuses `built`
+        label = f"{steps}_{args.match_refinement_method}" if steps else "0"
+        bags_dir = Path(args.output_dir) / f"text_bags_refined_{label}"  # the next build reuses `built`
         if bags_dir.exists():
             shutil.rmtree(bags_dir)
         shutil.copytree(built, bags_dir, ignore=shutil.ignore_patterns("stages", "logs"))
-        name = f"MAXI, {steps} refinement steps"
-        runs[name] = fine_tune(run_args, world, base_dir, bags_dir, "mil_nce", f"model_refined_{steps}")
+        name = f"MAXI, {steps} {args.match_refinement_method} refinement steps" if steps else "MAXI, paper's matches"
+        runs[name] = fine_tune(run_args, world, base_dir, bags_dir, "mil_nce", f"model_refined_{label}")
         kept[name] = error_structure(bags_dir)
         if position == 0 and options.oracle:
-            oracle_dir = Path(args.output_dir) / f"text_bags_refined_{steps}_oracle"
+            oracle_dir = Path(args.output_dir) / f"text_bags_refined_{label}_oracle"
             write_oracle_bags(bags_dir, oracle_dir)
             name = f"MAXI, ground-truth actions of the clips kept at {steps} steps"
-            runs[name] = fine_tune(run_args, world, base_dir, oracle_dir, "mil_nce", f"model_refined_{steps}_oracle")
+            runs[name] = fine_tune(run_args, world, base_dir, oracle_dir, "mil_nce", f"model_refined_{label}_oracle")
     results = {name: evaluate(path, world, args.num_frames) for name, path in runs.items()}
     lines = [
         "| model | kept clips | kept pseudo-labels right | actions with plurality right | top-1 | top-5 | "

@@ -47,7 +47,9 @@ from modeling_maxi.text_bags.publishing import (
 )
 from modeling_maxi.text_bags.refinement import (
     EMBEDDING_COLUMN,
+    refinement_method_field,
     rematch_with_refined_classes,
+    validate_refinement_method,
     validate_refinement_steps,
 )
 from modeling_maxi.text_bags.sharding import select_shard, validate_shard_arguments
@@ -127,10 +129,12 @@ class TextBagBuildArguments:
     match_refinement_steps: int = field(
         default=0,
         metadata={
-            "help": "Refine the class embeddings over the videos in this many k-means steps and match again before "
-            "filtering (0 = the paper's matching; see modeling_maxi/text_bags/refinement.py). Needs --num-shards 1."
+            "help": "Refine the classes over the videos in this many steps of --match-refinement-method and match "
+            "again before filtering (0 = the paper's matching; see modeling_maxi/text_bags/refinement.py). Needs "
+            "--num-shards 1."
         },
     )
+    match_refinement_method: str = refinement_method_field()
     num_shards: int = field(default=1, metadata={"help": "Number of disjoint shards the collection is split into."})
     shard_index: int = field(default=0, metadata={"help": "Shard built by this run, in [0, num_shards)."})
     num_gpu_workers: int | None = field(
@@ -148,6 +152,7 @@ class TextBagBuildArguments:
         validate_filter_score(self.filter_score)
         validate_shard_arguments(self.num_shards, self.shard_index)
         validate_refinement_steps(self.match_refinement_steps)
+        validate_refinement_method(self.match_refinement_method)
         if self.match_refinement_steps and self.num_shards > 1:
             raise ValueError(
                 f"--match-refinement-steps {self.match_refinement_steps} refines over the whole collection; it cannot "
@@ -251,12 +256,18 @@ def run_refine_stage(
     store: StageStore, args, matched: Dataset, dictionary: dict[str, Any], class_names: list[str]
 ) -> tuple[Dataset, dict[str, Any]]:
     """The optional refine stage: match again to class embeddings refined over the matched videos (cached)."""
-    params = {"upstream": store.digest("match"), "steps": args.match_refinement_steps}
+    params = {
+        "upstream": store.digest("match"),
+        "steps": args.match_refinement_steps,
+        "method": args.match_refinement_method,
+    }
     refined = store.load("refine", params)
     if refined is not None:
         return refined, store.read_manifest("refine")["refinement"]
     class_embeds = load_file(dictionary["embeddings_path"])["class_embeddings"]
-    refined, refinement = rematch_with_refined_classes(matched, class_embeds, class_names, args.match_refinement_steps)
+    refined, refinement = rematch_with_refined_classes(
+        matched, class_embeds, class_names, args.match_refinement_steps, args.match_refinement_method
+    )
     return store.save("refine", refined, params, refinement=refinement), refinement
 
 
@@ -482,7 +493,14 @@ def build(args: TextBagBuildArguments) -> dict[str, Any]:
             "caption_num_beams": args.caption_num_beams if args.has_captions else None,
             "num_shards": args.num_shards,
             "shard_index": args.shard_index,
-            **({"match_refinement_steps": args.match_refinement_steps} if refine else {}),
+            **(
+                {
+                    "match_refinement_steps": args.match_refinement_steps,
+                    "match_refinement_method": args.match_refinement_method,
+                }
+                if refine
+                else {}
+            ),
         },
         "stats": {
             "videos_indexed": len(index),

@@ -13,31 +13,35 @@ from dataset_scripts.toy_world import TOY_ACTION_CONTEXT
 from training.demo import DemoArguments, main
 
 
-def test_reduced_demo_runs_end_to_end(tmp_path, capsys):
+def test_reduced_demo_runs_end_to_end_and_beats_the_base_model(tmp_path, capsys):
+    """The main job with fewer clips and fine-tuning steps (the base model is the demo's own, pretrained here in about
+    4 CPU minutes): it completes, exports a Hub-ready model, and MAXI's held-out zero-shot top-1 beats the base's."""
     results = main(
         [
             "--output_dir", str(tmp_path / "demo"),
             "--base_cache_dir", str(tmp_path / "base_cache"),
-            "--num_train_videos", "120",
-            "--num_test_videos", "40",
-            "--base_images", "1000",
-            "--base_steps", "40",
-            "--train_steps", "8",
+            "--num_train_videos", "600",
+            "--num_test_videos", "150",
+            "--train_steps", "150",
             "--train_batch_size", "16",
         ]
     )
     printed = capsys.readouterr().out
     assert "| MAXI (unsupervised fine-tuning) | dictionary names |" in printed
-    assert "CLIP matching accuracy after filtering" in printed
+    assert "CLIP matching accuracy after 10 gaussian refinement steps and filtering (p = 0.9 by margin)" in printed
     saved = json.loads((tmp_path / "demo" / "demo_results.json").read_text())
     assert saved["maxi"] == results["maxi"]
     assert saved["text_bag_stats"]["llm_requests"] == saved["text_bag_stats"]["distinct_matched_classes"]
-    assert saved["matching"]["kept_videos"] == 60  # p = 0.5 of 120 unlabeled clips
+    assert saved["text_bag_stats"]["refinement_changed_matches"] > 0
+    assert saved["matching"]["kept_videos"] == 540  # p = 0.9 of 600 unlabeled clips
     for model in ("base", "maxi"):
         for label_set in ("dictionary names", "held-out phrasings"):
             metrics = results[model][label_set]
             assert 0.0 <= metrics["top1"] <= metrics["top5"] <= 100.0
-    assert results["maxi"] != results["base"] or results["maxi_model"] != results["base_model"]
+    # the paper's claim, on the toy world: unsupervised fine-tuning improves held-out zero-shot top-1 (measured here on
+    # 2026-12-01: 47.3 -> 69.3, and 54.7 -> 67.3 with --seed 1; the margin leaves room for other CPUs' numerics)
+    base_top1, maxi_top1 = results["base"]["dictionary names"]["top1"], results["maxi"]["dictionary names"]["top1"]
+    assert maxi_top1 > base_top1 + 5.0, (base_top1, maxi_top1)
     # the exported folder is Hub-ready: it loads through the Auto classes
     assert type(AutoModel.from_pretrained(results["maxi_model"])).__name__ == "MaxiVideoCLIPModel"
 
@@ -135,7 +139,7 @@ def test_fine_tuning_keeps_one_resumable_checkpoint_or_every_requested_one(tmp_p
     [({"context_bias": 1.5}, "context_bias"), ({"min_action_visibility": -0.5}, "min_action_visibility"),
      ({"text_sources": ["llm"]}, "text_sources"),
      ({"text_sources": ["dictionary", "captionz"]}, "captionz"), ({"filter_score": "probability"}, "probability"),
-     ({"match_refinement_steps": -2}, "refinement steps")],
+     ({"match_refinement_steps": -2}, "refinement steps"), ({"match_refinement_method": "lda"}, "'lda'")],
 )
 def test_world_and_bag_source_settings_are_validated(overrides, message):
     with pytest.raises(ValueError, match=message):
@@ -170,15 +174,19 @@ def test_match_refinement_reaches_the_pipeline_and_the_table(tmp_path, monkeypat
 
     received = []
     monkeypatch.setattr(pipeline, "main", lambda argv: received.append(argv) or {"stats": {}})
-    args = DemoArguments(output_dir=str(tmp_path), match_refinement_steps=4, filter_score="similarity")
+    args = DemoArguments(
+        output_dir=str(tmp_path), match_refinement_steps=4, match_refinement_method="kmeans", filter_score="similarity"
+    )
     demo.build_text_bags(args, tmp_path / "world", tmp_path / "base")
     argv = received[0]
     assert argv[argv.index("--match_refinement_steps") + 1] == "4"
+    assert argv[argv.index("--match_refinement_method") + 1] == "kmeans"
     assert argv[argv.index("--filter_score") + 1] == "similarity"
     metrics = {"dictionary names": {"top1": 50.0, "top5": 90.0}}
     matching = {"kept_videos": 10, "matching_accuracy": 0.7}
-    table = demo.format_table(metrics, metrics, matching, 0.5, "similarity", refinement_steps=4)
-    assert "after 4 refinement steps and filtering (p = 0.5 by similarity): 70.0% of 10 kept videos" in table
+    table = demo.format_table(metrics, metrics, matching, 0.5, "similarity", refinement_steps=4,
+                              refinement_method="kmeans")
+    assert "after 4 kmeans refinement steps and filtering (p = 0.5 by similarity): 70.0% of 10 kept videos" in table
     assert "refinement" not in demo.format_table(metrics, metrics, matching, 0.5, "margin")
 
 
@@ -193,11 +201,16 @@ def test_benchmarks_take_demo_settings_with_the_demos_defaults_and_choices():
     assert (defaults.filter_score, defaults.mark_caption_prob, defaults.match_refinement_steps) == (
         DemoArguments.filter_score, DemoArguments.mark_caption_prob, DemoArguments.match_refinement_steps
     )
-    given = parser.parse_args(["--filter_score", "similarity", "--mark_caption_prob", "0.9",
-                               "--match_refinement_steps", "10"])
-    assert (given.filter_score, given.mark_caption_prob, given.match_refinement_steps) == ("similarity", 0.9, 10)
+    given = parser.parse_args(["--filter_score", "similarity", "--mark_caption_prob", "0.6",
+                               "--match_refinement_steps", "3"])
+    assert (given.filter_score, given.mark_caption_prob, given.match_refinement_steps) == ("similarity", 0.6, 3)
     with pytest.raises(SystemExit):  # not one of FILTER_SCORES
         parser.parse_args(["--filter_score", "probability"])
+    methods = argparse.ArgumentParser()
+    add_demo_settings(methods, ("match_refinement_method",))
+    assert methods.parse_args([]).match_refinement_method == DemoArguments.match_refinement_method
+    with pytest.raises(SystemExit):  # not one of REFINEMENT_METHODS
+        methods.parse_args(["--match_refinement_method", "lda"])
     for name in ("launch_space", "augmentations", "no_such_setting"):  # a flag, a list, a typo
         with pytest.raises(ValueError, match=name):
             add_demo_settings(argparse.ArgumentParser(), (name,))

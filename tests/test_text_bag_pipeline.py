@@ -4,9 +4,11 @@ The CLI runs on generated H.264 videos (plus a corrupt and an empty file) with a
 configs, the real spaCy pipeline and the loopback OpenAI-compatible server, which counts requests and injects faults.
 """
 
+import ast
 import json
 import logging
 import math
+import re
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -32,7 +34,7 @@ from modeling_maxi.text_bags.filtering import (
 from modeling_maxi.text_bags.matching import decode_videos, encode_dictionary, load_match_model
 from modeling_maxi.text_bags.openai_compatible_server import OpenAICompatibleServer
 from modeling_maxi.text_bags.publishing import BUILD_RECORD_NAME, redact_url
-from modeling_maxi.text_bags.refinement import refine_class_embeddings
+from modeling_maxi.text_bags.refinement import fit_shared_covariance_classes, refine_class_embeddings
 from modeling_maxi.text_bags.sharding import select_shard, shard_of
 from modeling_maxi.text_bags.verb_parsing import extract_verbs, extract_verbs_batch, load_spacy_pipeline
 from modeling_maxi.text_bags.video_index import build_video_index, parse_video_list_line
@@ -447,6 +449,7 @@ def test_build_refines_the_matches_when_asked(video_tree, dictionary_file, tiny_
     argv = base_args(video_tree, dictionary_file, tiny_model_dir, output_dir, **{"--match-refinement-steps": 3})
     record = build_text_bags.main(argv)
     assert record["parameters"]["match_refinement_steps"] == 3
+    assert record["parameters"]["match_refinement_method"] == "gaussian"  # the default method
     # the match stage kept each readable video's embedding; the refine stage matched them again
     match_stage = load_from_disk(str(output_dir / "stages/match/data"))
     readable = match_stage.filter(lambda row: not row["decode_error"])
@@ -454,11 +457,14 @@ def test_build_refines_the_matches_when_asked(video_tree, dictionary_file, tiny_
     assert torch.allclose(videos.norm(dim=-1), torch.ones(len(videos)), atol=1e-5)
     text = load_file(str(output_dir / "stages/dictionary/class_embeddings.safetensors"))["class_embeddings"]
     assert readable["matched_label"] == (videos @ text.T).argmax(dim=1).tolist()  # the paper's matching
-    refined = refine_class_embeddings(videos, text, steps=3)
-    expected = dict(zip(readable["video_id"], (videos @ refined.T).argmax(dim=1).tolist()))
+    log_posteriors = fit_shared_covariance_classes(videos, text, steps=3).log_posteriors(videos)
+    expected = dict(zip(readable["video_id"], log_posteriors.argmax(dim=1).tolist()))
     bags = load_from_disk(str(output_dir / "stages/bags/data")).filter(lambda row: row["matched_label"] >= 0)
     assert "video_embedding" not in bags.column_names
     assert {video: label for video, label in zip(bags["video_id"], bags["matched_label"])} == expected
+    best = dict(zip(readable["video_id"], log_posteriors.max(dim=1).values.tolist()))
+    for video, score in zip(bags["video_id"], bags["match_score"]):  # the scores are the log posteriors
+        assert math.isclose(score, best[video], abs_tol=1e-9)
     paper_matches = dict(zip(readable["video_id"], readable["matched_label"]))
     changed = sum(int(expected[video] != label) for video, label in paper_matches.items())
     assert record["stats"]["refinement_changed_matches"] == changed
@@ -466,6 +472,18 @@ def test_build_refines_the_matches_when_asked(video_tree, dictionary_file, tiny_
     with caplog.at_level(logging.INFO, logger="dataset_scripts.build_text_bags"):
         assert build_text_bags.main(argv)["publish_key"] == record["publish_key"]
     assert "Stages computed in this run: none" in caplog.text
+    caplog.clear()
+    # the k-means method is its own refine stage, on the same stored match stage
+    kmeans_argv = argv + ["--match-refinement-method", "kmeans"]
+    with caplog.at_level(logging.INFO, logger="dataset_scripts.build_text_bags"):
+        kmeans_record = build_text_bags.main(kmeans_argv)
+    computed = ast.literal_eval(re.search(r"Stages computed in this run: (\[.*?\]); loaded", caplog.text).group(1))
+    assert "refine" in computed and "match" not in computed
+    assert kmeans_record["parameters"]["match_refinement_method"] == "kmeans"
+    refined = refine_class_embeddings(videos, text, steps=3)
+    kmeans_expected = dict(zip(readable["video_id"], (videos @ refined.T).argmax(dim=1).tolist()))
+    kmeans_bags = load_from_disk(str(output_dir / "stages/bags/data")).filter(lambda row: row["matched_label"] >= 0)
+    assert dict(zip(kmeans_bags["video_id"], kmeans_bags["matched_label"])) == kmeans_expected
     plain = build_text_bags.main(base_args(video_tree, dictionary_file, tiny_model_dir, output_dir))
     assert "match_refinement_steps" not in plain["parameters"]
     plain_bags = load_from_disk(str(output_dir / "stages/bags/data")).filter(lambda row: row["matched_label"] >= 0)
@@ -477,6 +495,8 @@ def test_build_refines_the_matches_when_asked(video_tree, dictionary_file, tiny_
         )
     with pytest.raises(ValueError, match="-1"):
         build_text_bags.parse_args(["--videos", "v", "--output-dir", "o", "--match-refinement-steps", "-1"])
+    with pytest.raises(SystemExit):  # argparse refuses a method outside the choices
+        build_text_bags.parse_args(["--videos", "v", "--output-dir", "o", "--match-refinement-method", "lda"])
 
 
 def test_text_bag_is_deduplicated_in_order_without_matched_text():

@@ -448,12 +448,14 @@ def test_clear_stills_render_the_pretraining_corpus_of_a_fully_visible_world():
     assert not np.array_equal(faded_frames, clear_frames)
     np.testing.assert_array_equal(kept_frames, clear_frames)
     # Cache keys: the new settings enter only when used, so base models cached before they existed stay valid
-    # (this is the key of the demo's seed-1 base model of world format 4).
+    # (these are the keys of the demo's seed-1 base models of world format 4: captions describing the marks in 90%
+    # of the stills, the default since 2026-12-01, and in 60%, the earlier default).
     demo_world = dataclasses.replace(clear_world, num_frames=16)
-    assert settings_hash(ToyBaseArguments(seed=1), demo_world) == "dfb19aa45184dea2"
+    assert settings_hash(ToyBaseArguments(seed=1), demo_world) == "bc04057876ed50bd"
+    assert settings_hash(ToyBaseArguments(seed=1, mark_caption_prob=0.6), demo_world) == "dfb19aa45184dea2"
     faded_demo_world = dataclasses.replace(demo_world, min_action_visibility=0.2)
     keys = {
         settings_hash(ToyBaseArguments(seed=1), faded_demo_world),
         settings_hash(ToyBaseArguments(seed=1, clear_stills=True), faded_demo_world),
     }
-    assert len(keys) == 2 and "dfb19aa45184dea2" not in keys
+    assert len(keys) == 2 and "bc04057876ed50bd" not in keys

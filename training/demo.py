@@ -5,7 +5,9 @@ Steps (each reuses its output when rerun with the same settings):
 1. generate the toy action-video world (`dataset_scripts.toy_world`: real H.264 mp4 files, labels for evaluation only);
 2. pretrain or load the object-biased base model (`training.pretrain_toy_base`, cached by settings hash);
 3. build the text bags with the real pipeline (`dataset_scripts.build_text_bags`: CLIP matching with prompt
-   ensembling -> expansion through the OpenAI client, answered by a loopback server that serves a static, clearly
+   ensembling -> transductive refinement of the classes over the unlabeled clips (one Gaussian per action with a
+   shared covariance, fitted by EM from the matches; not in the paper, see `modeling_maxi.text_bags.refinement`) ->
+   expansion through the OpenAI client, answered by a loopback server that serves a static, clearly
    labelled phrase table (`dataset_scripts.toy_phrase_table`, an honest stand-in for the LLM) -> verb parsing with
    spaCy -> filtering by match score). Captions are skipped (`--captioner none`): no captioner exists offline;
 4. fine-tune with MIL-NCE through `accelerate launch training/train.py` (weight-space ensembling and a Hub-ready
@@ -39,7 +41,11 @@ import torch
 from transformers import HfArgumentParser
 
 from modeling_maxi.text_bags.filtering import filter_score_field, validate_filter_score
-from modeling_maxi.text_bags.refinement import validate_refinement_steps
+from modeling_maxi.text_bags.refinement import (
+    refinement_method_field,
+    validate_refinement_method,
+    validate_refinement_steps,
+)
 from training.cli_args import parse_arguments
 from training.data import TEXT_SOURCE_COLUMNS, unknown_text_sources
 
@@ -73,7 +79,7 @@ class DemoArguments:
         default=0.3, metadata={"help": "How often a pretraining caption names the action (the object-bias knob)."}
     )
     mark_caption_prob: float = field(
-        default=0.6, metadata={"help": "How often a pretraining caption describes the motion marks it shows."}
+        default=0.9, metadata={"help": "How often a pretraining caption describes the motion marks it shows."}
     )
     context_bias: float = field(
         default=0.0,
@@ -94,15 +100,16 @@ class DemoArguments:
         metadata={"help": "Pretrain the base on stills whose action is fully visible, whatever min_action_visibility."},
     )
     num_frames: int = field(default=8, metadata={"help": "Frames per video for matching, training and evaluation."})
-    filter_ratio: float = field(default=0.5, metadata={"help": "Fraction p of videos kept by CLIP match score."})
+    filter_ratio: float = field(default=0.9, metadata={"help": "Fraction p of videos kept by CLIP match score."})
     filter_score: str = filter_score_field("margin")
     match_refinement_steps: int = field(
-        default=0,
+        default=10,
         metadata={
-            "help": "Refine the class embeddings over the unlabeled clips in this many k-means steps before filtering "
-            "(0 = the paper's matching; see modeling_maxi/text_bags/refinement.py)."
+            "help": "Refine the classes over the unlabeled clips in this many steps of match_refinement_method before "
+            "filtering (0 = the paper's matching; see modeling_maxi/text_bags/refinement.py)."
         },
     )
+    match_refinement_method: str = refinement_method_field()
     loss_variant: str = field(default="mil_nce", metadata={"help": "Training objective (see modeling_maxi.loss)."})
     bag_size: int = field(default=8, metadata={"help": "Texts per video bag in a training step."})
     train_steps: int = field(default=300, metadata={"help": "MIL-NCE fine-tuning steps."})
@@ -142,6 +149,7 @@ class DemoArguments:
             raise ValueError(f"`filter_ratio` must be in (0, 1], got {self.filter_ratio!r}.")
         validate_filter_score(self.filter_score)
         validate_refinement_steps(self.match_refinement_steps)
+        validate_refinement_method(self.match_refinement_method)
         if not 0.0 <= self.context_bias <= 1.0:
             raise ValueError(f"`context_bias` must be in [0, 1], got {self.context_bias!r}.")
         if not 0.0 <= self.min_action_visibility <= 1.0:
@@ -223,6 +231,7 @@ def build_text_bags(args: DemoArguments, world_dir: Path, base_dir: Path) -> tup
                 "--filter_ratio", str(args.filter_ratio),
                 "--filter_score", args.filter_score,
                 "--match_refinement_steps", str(args.match_refinement_steps),
+                "--match_refinement_method", args.match_refinement_method,
                 "--output_dir", str(bags_dir),
             ]
         )
@@ -353,7 +362,13 @@ def matching_accuracy(bags_dir: Path) -> dict:
 
 
 def format_table(
-    base: dict, maxi: dict, matching: dict, filter_ratio: float, filter_score: str, refinement_steps: int = 0
+    base: dict,
+    maxi: dict,
+    matching: dict,
+    filter_ratio: float,
+    filter_score: str,
+    refinement_steps: int = 0,
+    refinement_method: str = "gaussian",
 ) -> str:
     rows = ["| model | eval labels | top-1 | top-5 |", "|---|---|---|---|"]
     for model_name, results in (("base (object-biased CLIP)", base), ("MAXI (unsupervised fine-tuning)", maxi)):
@@ -364,7 +379,7 @@ def format_table(
     rows.append("")
     rows.append(
         "CLIP matching accuracy after "
-        + (f"{refinement_steps} refinement steps and " if refinement_steps else "")
+        + (f"{refinement_steps} {refinement_method} refinement steps and " if refinement_steps else "")
         + f"filtering (p = {filter_ratio:g} by {filter_score}): "
         f"{100 * matching['matching_accuracy']:.1f}% "
         f"of {matching['kept_videos']} kept videos (ground truth used for this report only)."
@@ -394,7 +409,13 @@ def run_demo(args: DemoArguments) -> dict:
     maxi_results = timed("evaluate MAXI", evaluate, run_dir, world_dir, args.num_frames)
     matching = matching_accuracy(bags_dir)
     table = format_table(
-        base_results, maxi_results, matching, args.filter_ratio, args.filter_score, args.match_refinement_steps
+        base_results,
+        maxi_results,
+        matching,
+        args.filter_ratio,
+        args.filter_score,
+        args.match_refinement_steps,
+        args.match_refinement_method,
     )
     results = {
         "arguments": asdict(args),
