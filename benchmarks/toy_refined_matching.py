@@ -1,15 +1,16 @@
 """Diagnosis of the toy claim: does refining the matches without labels let MAXI's fine-tuning beat the base model?
 
-For one seed of the demo world (world and filter settings of `training.demo` pass through, e.g.
-`--mark_caption_prob`), and for each `--refinement_steps` value, this script builds the text bags with the demo's
-pipeline and that many transductive refinement steps of the class embeddings (`--match_refinement_steps`, see
-`modeling_maxi/text_bags/refinement.py`; 0 is the paper's matching), fine-tunes the base model on them with the demo's
-MIL-NCE recipe and evaluates zero-shot on the held-out clips with the bare class prompt. It reports, per run, the kept
-clips, how many of their pseudo-labels are right and for how many actions the most frequent pseudo-label is right
-(ground truth read for this report only). With `--oracle` it also fine-tunes on the ground-truth actions of the clips
-kept at the first steps value: what the recipe could gain with perfect matches.
+For one seed of the demo world (world and filter settings of `training.demo` pass through, e.g. `--mark_caption_prob`),
+and for each `--refinement_steps` value, this script builds the text bags with the demo's pipeline and that many
+transductive refinement steps of the classes (`--match_refinement_steps`, with the method of
+`--match_refinement_method`, see `modeling_maxi/text_bags/refinement.py`; 0 is the paper's matching), fine-tunes the
+base model on them with the demo's MIL-NCE recipe and evaluates zero-shot on the held-out clips with the bare class
+prompt. It reports, per run, the kept clips, how many of their pseudo-labels are right and for how many actions the most
+frequent pseudo-label is right (ground truth read for this report only). With `--oracle` it also fine-tunes on the
+ground-truth actions of the clips kept at the first steps value: what the recipe could gain with perfect matches.
 
     python benchmarks/toy_refined_matching.py --seed 1 --refinement_steps 0 10 --oracle --output_dir toy_refined/seed1
+    python benchmarks/toy_refined_matching.py --seed 1 --refinement_steps 10 --match_refinement_method kmeans
 
 Reuses whatever an earlier run (or `training.demo` with the same settings) built in `--output_dir`.
 """

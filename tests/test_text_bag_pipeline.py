@@ -450,6 +450,8 @@ def test_build_refines_the_matches_when_asked(video_tree, dictionary_file, tiny_
     record = build_text_bags.main(argv)
     assert record["parameters"]["match_refinement_steps"] == 3
     assert record["parameters"]["match_refinement_method"] == "gaussian"  # the default method
+    card = (output_dir / "README.md").read_text()
+    assert "refined over the videos in 3 `gaussian` steps" in card and "log posterior probabilities" in card
     # the match stage kept each readable video's embedding; the refine stage matched them again
     match_stage = load_from_disk(str(output_dir / "stages/match/data"))
     readable = match_stage.filter(lambda row: not row["decode_error"])
@@ -484,8 +486,10 @@ def test_build_refines_the_matches_when_asked(video_tree, dictionary_file, tiny_
     kmeans_expected = dict(zip(readable["video_id"], (videos @ refined.T).argmax(dim=1).tolist()))
     kmeans_bags = load_from_disk(str(output_dir / "stages/bags/data")).filter(lambda row: row["matched_label"] >= 0)
     assert dict(zip(kmeans_bags["video_id"], kmeans_bags["matched_label"])) == kmeans_expected
+    assert "cosine similarities to the refined class embeddings" in (output_dir / "README.md").read_text()
     plain = build_text_bags.main(base_args(video_tree, dictionary_file, tiny_model_dir, output_dir))
     assert "match_refinement_steps" not in plain["parameters"]
+    assert "refined" not in (output_dir / "README.md").read_text()
     plain_bags = load_from_disk(str(output_dir / "stages/bags/data")).filter(lambda row: row["matched_label"] >= 0)
     assert "video_embedding" not in plain_bags.column_names
     assert dict(zip(plain_bags["video_id"], plain_bags["matched_label"])) == paper_matches

@@ -8,11 +8,13 @@ equal scores keep their dataset order. delta_p is the lowest kept score, i.e. th
 Two confidence scores (`FILTER_SCORES`):
 
 - ``"similarity"`` (the paper's, the default): the cosine similarity of the video to its best-matched action,
-  `match_score`.
-- ``"margin"``: how far the best match beats the runner-up, `top5_scores[0] - top5_scores[1]`. A similarity is
-  high for a video that resembles every action prompt (a scene the model likes) as much as for one it matches
-  clearly; the margin compares the candidates of the same video, as the classic pseudo-labelling confidences (the
-  softmax probability of the best class, or its margin) do.
+  `match_score` (after a Gaussian refinement of the matches, `modeling_maxi.text_bags.refinement`, the log
+  posterior probability of that action instead).
+- ``"margin"``: how far the best match beats the runner-up, `top5_scores[0] - top5_scores[1]` (after a Gaussian
+  refinement, the log-odds of the best action over the runner-up). A similarity is high for a video that resembles
+  every action prompt (a scene the model likes) as much as for one it matches clearly; the margin compares the
+  candidates of the same video, as the classic pseudo-labelling confidences (the softmax probability of the best
+  class, or its margin) do.
 """
 
 from __future__ import annotations

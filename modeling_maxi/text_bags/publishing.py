@@ -139,6 +139,22 @@ def _write_parquet(dataset: Dataset, directory: Path) -> list[str]:
     return names
 
 
+def _refinement_paragraph(parameters: dict[str, Any]) -> list[str]:
+    """Card lines saying how the matches were refined before filtering, when they were (not in the paper)."""
+    steps, method = parameters.get("match_refinement_steps"), parameters.get("match_refinement_method")
+    if not steps:
+        return []
+    scores = {
+        "gaussian": "the log posterior probabilities of one Gaussian per action with a shared covariance",
+        "kmeans": "cosine similarities to the refined class embeddings",
+    }.get(method, f"the scores of the {method!r} refinement")
+    return [
+        "",
+        f"The matches were refined over the videos in {steps} `{method}` steps before filtering (not in the paper; see",
+        f"`modeling_maxi/text_bags/refinement.py`): `match_score` and `top5_scores` are {scores}.",
+    ]
+
+
 def render_dataset_card(configs: list[str], record: dict[str, Any]) -> str:
     """The dataset card (README.md): YAML configs header + a human-readable build report."""
     default = default_config(configs)
@@ -168,6 +184,7 @@ def render_dataset_card(configs: list[str], record: dict[str, Any]) -> str:
         "each unlabeled video is matched to an action of a dictionary by CLIP, and its bag collects verbs from an LLM",
         "expansion of that action and from BLIP captions of its frames. Labels, where present, are for evaluation",
         "only; they were never used to build a bag. `video_path` is relative to the root of the video collection.",
+        *_refinement_paragraph(parameters),
         "",
         "## Configurations",
         "",
