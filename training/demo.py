@@ -42,6 +42,7 @@ from transformers import HfArgumentParser
 
 from modeling_maxi.text_bags.filtering import filter_score_field, validate_filter_score
 from modeling_maxi.text_bags.refinement import (
+    DEFAULT_REFINEMENT_METHOD,
     refinement_method_field,
     validate_refinement_method,
     validate_refinement_steps,
@@ -368,7 +369,7 @@ def format_table(
     filter_ratio: float,
     filter_score: str,
     refinement_steps: int = 0,
-    refinement_method: str = "gaussian",
+    refinement_method: str = DEFAULT_REFINEMENT_METHOD,
 ) -> str:
     rows = ["| model | eval labels | top-1 | top-5 |", "|---|---|---|---|"]
     for model_name, results in (("base (object-biased CLIP)", base), ("MAXI (unsupervised fine-tuning)", maxi)):

@@ -148,7 +148,9 @@ class SharedCovarianceClasses:
         for start in range(0, video_embeds.shape[0], _ROWS_PER_CHUNK):
             chunk = video_embeds[start : start + _ROWS_PER_CHUNK].double()
             rows.append(torch.log_softmax(chunk @ weights.T + offsets, dim=1))
-        return torch.cat(rows) if rows else torch.empty(0, self.means.shape[0], dtype=torch.float64)
+        if not rows:
+            return torch.empty(0, self.means.shape[0], dtype=torch.float64, device=self.means.device)
+        return torch.cat(rows)
 
 
 def _fit_shared_covariance(
@@ -156,9 +158,9 @@ def _fit_shared_covariance(
 ) -> SharedCovarianceClasses:
     """One maximisation step: class means, priors and the shrunk pooled within-class covariance."""
     num_videos, dim = videos.shape
-    counts = torch.zeros(responsibilities.shape[1], dtype=torch.float64)
+    counts = torch.zeros(responsibilities.shape[1], dtype=torch.float64, device=videos.device)
     sums = torch.zeros_like(previous_means)
-    scatter = torch.zeros(dim, dim, dtype=torch.float64)
+    scatter = torch.zeros(dim, dim, dtype=torch.float64, device=videos.device)
     for start in range(0, num_videos, _ROWS_PER_CHUNK):
         chunk = videos[start : start + _ROWS_PER_CHUNK].double()
         weights = responsibilities[start : start + _ROWS_PER_CHUNK]
@@ -169,7 +171,7 @@ def _fit_shared_covariance(
     means = previous_means.clone()
     means[populated] = sums[populated] / counts[populated, None]
     covariance = (scatter - (means.T * counts) @ means) / num_videos
-    identity = torch.eye(dim, dtype=torch.float64)
+    identity = torch.eye(dim, dtype=torch.float64, device=videos.device)
     covariance = (1.0 - shrinkage) * covariance + shrinkage * covariance.trace() / dim * identity
     log_priors = torch.log((counts / counts.sum()).clamp_min(1e-12))
     return SharedCovarianceClasses(means=means, precision=torch.linalg.inv(covariance), log_priors=log_priors)
@@ -206,8 +208,8 @@ def fit_shared_covariance_classes(
     if video_embeds.shape[0] == 0:
         raise ValueError("the Gaussian refinement needs at least one video, got an empty video_embeds")
     videos = video_embeds.float()
-    means = class_embeds.double().clone()
-    assigned = (videos @ class_embeds.float().T).argmax(dim=1)
+    means = class_embeds.to(device=videos.device, dtype=torch.float64)
+    assigned = (videos @ means.float().T).argmax(dim=1)
     responsibilities = torch.nn.functional.one_hot(assigned, class_embeds.shape[0]).double()
     for step in range(steps):
         classes = _fit_shared_covariance(videos, responsibilities, means, shrinkage)
