@@ -24,6 +24,7 @@ from datasets import Dataset, DatasetDict, List, Value, load_dataset
 
 from .bag_assembly import BAG_CONFIGS, DEFAULT_BAG_CONFIG, sources_for_config, text_bag_batch
 from .filtering import confidence_scores, filter_by_confidence, validate_filter_ratio, validate_filter_score
+from .refinement import REFINED_SCORE_DESCRIPTIONS
 
 logger = logging.getLogger(__name__)
 
@@ -144,10 +145,7 @@ def _refinement_paragraph(parameters: dict[str, Any]) -> list[str]:
     steps, method = parameters.get("match_refinement_steps"), parameters.get("match_refinement_method")
     if not steps:
         return []
-    scores = {
-        "gaussian": "the log posterior probabilities of one Gaussian per action with a shared covariance",
-        "kmeans": "cosine similarities to the refined class embeddings",
-    }.get(method, f"the scores of the {method!r} refinement")
+    scores = REFINED_SCORE_DESCRIPTIONS[method]
     return [
         "",
         f"The matches were refined over the videos in {steps} `{method}` steps before filtering (not in the paper; see",

@@ -44,6 +44,11 @@ logger = logging.getLogger(__name__)
 
 REFINEMENT_METHODS: tuple[str, ...] = ("gaussian", "kmeans")
 DEFAULT_REFINEMENT_METHOD = "gaussian"
+#: What the rewritten `match_score` / `top5_scores` hold after each method's refinement (for dataset cards).
+REFINED_SCORE_DESCRIPTIONS: dict[str, str] = {
+    "gaussian": "the log posterior probabilities of one Gaussian per action with a shared covariance",
+    "kmeans": "cosine similarities to the refined class embeddings",
+}
 DEFAULT_COVARIANCE_SHRINKAGE = 0.1
 _ROWS_PER_CHUNK = 65536  # videos per float64 block in the Gaussian steps (bounds the memory at K400 scale)
 
