@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from transformers import AutoModel
 
-from dataset_scripts.toy_world import TOY_ACTION_CONTEXT
-from training.demo import DemoArguments, main
+from toy_world.demo import DemoArguments, main
+from toy_world.world import TOY_ACTION_CONTEXT
 
 
 def test_reduced_demo_runs_end_to_end_and_beats_the_base_model(tmp_path, capsys):
@@ -73,7 +73,7 @@ def fake_launcher(launched: list) -> Callable:
 
 def fake_fine_tuning_folders(tmp_path, monkeypatch) -> tuple[list, tuple[Path, Path, Path]]:
     """Empty world, base and bags folders, and `fake_launcher` in place of the training subprocess."""
-    from training import demo
+    from toy_world import demo
 
     launched = []
     monkeypatch.setattr(demo.subprocess, "run", fake_launcher(launched))
@@ -85,7 +85,7 @@ def fake_fine_tuning_folders(tmp_path, monkeypatch) -> tuple[list, tuple[Path, P
 
 def test_fine_tuned_run_is_reused_only_under_the_same_arguments(tmp_path, monkeypatch):
     """`fine_tune` must not hand back (or resume) a model trained with other settings in the same output folder."""
-    from training import demo
+    from toy_world import demo
 
     launched, paths = fake_fine_tuning_folders(tmp_path, monkeypatch)
     args = DemoArguments(output_dir=str(tmp_path), train_steps=8)
@@ -104,7 +104,7 @@ def test_fine_tuned_run_is_reused_only_under_the_same_arguments(tmp_path, monkey
 def test_fine_tuned_run_is_redone_when_the_text_bags_change(tmp_path, monkeypatch):
     """Same arguments, same bags folder, bags republished with another filter: the old model must not be reused."""
     from modeling_maxi.text_bags.publishing import BUILD_RECORD_NAME
-    from training import demo
+    from toy_world import demo
 
     launched, paths = fake_fine_tuning_folders(tmp_path, monkeypatch)
     args = DemoArguments(output_dir=str(tmp_path), train_steps=8)
@@ -119,7 +119,7 @@ def test_fine_tuned_run_is_redone_when_the_text_bags_change(tmp_path, monkeypatc
 
 
 def test_fine_tuning_keeps_one_resumable_checkpoint_or_every_requested_one(tmp_path, monkeypatch):
-    from training import demo
+    from toy_world import demo
 
     launched, paths = fake_fine_tuning_folders(tmp_path, monkeypatch)
 
@@ -147,7 +147,7 @@ def test_world_and_bag_source_settings_are_validated(overrides, message):
 
 
 def test_world_and_bag_source_settings_reach_the_world_and_the_training_command(tmp_path, monkeypatch):
-    from training import demo
+    from toy_world import demo
 
     args = DemoArguments(
         output_dir=str(tmp_path), num_train_videos=2, num_test_videos=2, context_bias=1.0, text_sources=["dictionary"]
@@ -170,7 +170,7 @@ def test_world_and_bag_source_settings_reach_the_world_and_the_training_command(
 
 def test_match_refinement_reaches_the_pipeline_and_the_table(tmp_path, monkeypatch):
     from dataset_scripts import build_text_bags as pipeline
-    from training import demo
+    from toy_world import demo
 
     received = []
     monkeypatch.setattr(pipeline, "main", lambda argv: received.append(argv) or {"stats": {}})
@@ -193,7 +193,7 @@ def test_match_refinement_reaches_the_pipeline_and_the_table(tmp_path, monkeypat
 def test_benchmarks_take_demo_settings_with_the_demos_defaults_and_choices():
     import argparse
 
-    from training.demo import add_demo_settings
+    from toy_world.demo import add_demo_settings
 
     parser = argparse.ArgumentParser()
     add_demo_settings(parser, ("filter_score", "mark_caption_prob", "match_refinement_steps"))

@@ -10,12 +10,12 @@ import pytest
 from modeling_maxi.text_bags import (
     DEFAULT_INSTRUCTION,
     LLMExpansionConfig,
-    OpenAICompatibleServer,
     cache_key,
     expand_actions,
     load_released_phrases,
     parse_phrases,
 )
+from toy_world.llm_server import OpenAICompatibleServer
 
 PHRASE_TABLE = {
     "abseiling": ["descend on a rope", "rappelling down a cliff", "climbing down a rope"],

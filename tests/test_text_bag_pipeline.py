@@ -32,13 +32,13 @@ from modeling_maxi.text_bags.filtering import (
     top_fraction_indices,
 )
 from modeling_maxi.text_bags.matching import decode_videos, encode_dictionary, load_match_model
-from modeling_maxi.text_bags.openai_compatible_server import OpenAICompatibleServer
 from modeling_maxi.text_bags.publishing import BUILD_RECORD_NAME, redact_url
 from modeling_maxi.text_bags.refinement import fit_shared_covariance_classes, refine_class_embeddings
 from modeling_maxi.text_bags.sharding import select_shard, shard_of
 from modeling_maxi.text_bags.verb_parsing import extract_verbs, extract_verbs_batch, load_spacy_pipeline
 from modeling_maxi.text_bags.video_index import build_video_index, parse_video_list_line
 from tests.helpers.videos import make_moving_square_frames, write_corrupt_video, write_empty_video, write_video
+from toy_world.llm_server import OpenAICompatibleServer
 
 NUM_GOOD_VIDEOS = 7
 BLIP_WORDS = (

@@ -8,14 +8,14 @@ import av
 import numpy as np
 import pytest
 
-from dataset_scripts.toy_phrase_table import (
+from toy_world.phrase_table import (
     TOY_HELDOUT_PHRASINGS,
     TOY_PHRASE_TABLE,
     describe_action,
     heldout_class_names,
     phrases_for_action,
 )
-from dataset_scripts.toy_world import (
+from toy_world.world import (
     TOY_ACTION_DICTIONARY,
     TOY_BACKGROUNDS,
     TOY_COLORS,
@@ -295,7 +295,7 @@ def _mentions_any(caption, phrasings):
 
 
 def test_captions_mention_actions_only_as_often_as_asked():
-    from training.pretrain_toy_base import action_phrasings, caption_frame
+    from toy_world.base_pretraining import action_phrasings, caption_frame
 
     config = ToyWorldConfig()
     rng = np.random.default_rng(0)
@@ -312,7 +312,7 @@ def test_captions_mention_actions_only_as_often_as_asked():
 
 
 def test_second_fragments_follow_the_sentence_and_carry_the_action_phrase():
-    from training.pretrain_toy_base import action_phrasings, caption_frame
+    from toy_world.base_pretraining import action_phrasings, caption_frame
 
     config = ToyWorldConfig()
     rng = np.random.default_rng(1)
@@ -341,7 +341,7 @@ def test_pretraining_saves_a_loadable_base_model_and_reuses_the_cache(tmp_path):
     import torch
 
     from modeling_maxi import MaxiVideoCLIPModel, MaxiVideoProcessor
-    from training.pretrain_toy_base import SETTINGS_FILE, ToyBaseArguments, pretrain_toy_base
+    from toy_world.base_pretraining import SETTINGS_FILE, ToyBaseArguments, pretrain_toy_base
 
     args = ToyBaseArguments(
         cache_dir=str(tmp_path),
@@ -375,7 +375,7 @@ def test_pretraining_saves_a_loadable_base_model_and_reuses_the_cache(tmp_path):
 
 
 def test_pretraining_arguments_are_validated():
-    from training.pretrain_toy_base import ToyBaseArguments
+    from toy_world.base_pretraining import ToyBaseArguments
 
     with pytest.raises(ValueError, match="action_caption_prob"):
         ToyBaseArguments(action_caption_prob=1.5)
@@ -388,7 +388,7 @@ def test_pretraining_arguments_are_validated():
 
 
 def test_context_bias_ties_scenes_to_actions_only_when_asked():
-    from dataset_scripts.toy_world import TOY_ACTION_CONTEXT
+    from toy_world.world import TOY_ACTION_CONTEXT
 
     biased = sample_split_specs(ToyWorldConfig(num_train=50, num_test=0, context_bias=1.0), "train")
     assert all((s.background, s.color) == TOY_ACTION_CONTEXT[s.action] for s in biased)
@@ -436,7 +436,7 @@ def test_action_visibility_is_validated_and_keys_the_world_hash_only_when_used()
 
 
 def test_clear_stills_render_the_pretraining_corpus_of_a_fully_visible_world():
-    from training.pretrain_toy_base import ToyBaseArguments, render_caption_corpus, settings_hash
+    from toy_world.base_pretraining import ToyBaseArguments, render_caption_corpus, settings_hash
 
     args = ToyBaseArguments(seed=1, num_images=8, batch_size=8)
     clear_world = ToyWorldConfig(seed=1, num_train=1500, num_test=300, num_frames=8)

@@ -16,10 +16,10 @@ from transformers import AutoModel, AutoProcessor
 import modeling_maxi  # noqa: F401  (registers the Auto classes)
 from modeling_maxi import MaxiVideoCLIPModel, MaxiVideoProcessor
 from modeling_maxi.loss import mil_nce_loss
+from modeling_maxi.training.data import TextBagCollator, TextBagVideoDataset, prepare_text_bag_dataset
+from modeling_maxi.training.retrieval import video_to_bag_retrieval_accuracy
 from tests.helpers.tiny_models import save_tiny_model
 from tests.test_train_fixtures import build_text_bag_dataset, save_text_bag_dataset
-from training.bag_retrieval import video_to_bag_retrieval_accuracy
-from training.data import TextBagCollator, TextBagVideoDataset, prepare_text_bag_dataset
 from training.train import MaxiTrainer, MaxiTrainingArguments, main, parse_args
 
 REPO = Path(__file__).resolve().parents[1]

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.test_train_fixtures import CLASS_WORDS, build_text_bag_dataset
-from training.data import (
+from modeling_maxi.training.data import (
     MultiScaleCrop,
     TextBagCollator,
     TextBagVideoDataset,
@@ -18,6 +17,7 @@ from training.data import (
     validate_augmentations,
     validate_text_bag_columns,
 )
+from tests.test_train_fixtures import CLASS_WORDS, build_text_bag_dataset
 
 MEAN, STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
 
@@ -208,7 +208,7 @@ def test_unreadable_videos_are_skipped_counted_and_batches_stay_aligned(bags_dir
     broken = [i for i, vid in enumerate(dataset.dataset["video_id"]) if vid.startswith("broken")]
     assert len(broken) == 2
     collator = TextBagCollator(clip_tokenizer, 5, dataset.frame_shape)
-    with caplog.at_level(logging.WARNING, logger="training.data"):
+    with caplog.at_level(logging.WARNING, logger="modeling_maxi.training.data"):
         items = [dataset[i] for i in [0, broken[0], 2, broken[1], 5]]
     assert sum("Skipping unreadable video" in r.message for r in caplog.records) == 2
     batch = collator(items)

@@ -17,9 +17,10 @@ from typing import Literal
 
 import torch
 import transformers
-from transformers import HfArgumentParser, set_seed
+from transformers import set_seed
 
 from modeling_maxi import MaxiVideoCLIPModel, MaxiVideoProcessor, weight_space_ensemble
+from modeling_maxi.cli import parse_script_arguments
 from modeling_maxi.evaluation import (
     DEFAULT_TEMPLATE,
     evaluate_splits,
@@ -29,7 +30,6 @@ from modeling_maxi.evaluation import (
     load_split,
     save_results,
 )
-from training.cli_args import parse_arguments
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ class EvaluationArguments:
         metadata={"help": "skip: leave missing/unreadable videos out and report them; error: stop at the first."},
     )
     metrics_dir: str | None = field(
-        default=None, metadata={"help": "Folder of the metric modules; training/metrics of this repository by default."}
+        default=None, metadata={"help": "Folder of the metric modules (default: the ones shipped in the package)."}
     )
     seed: int = field(default=0, metadata={"help": "Seed (evaluation itself is deterministic)."})
 
@@ -143,8 +143,8 @@ def load_eval_splits(args: DataArguments) -> list:
 
 def run_evaluation(argv: list[str] | None = None) -> dict:
     """Parses `argv` (the command line by default), runs, and returns the results dict that is also written."""
-    parser = HfArgumentParser((ModelArguments, DataArguments, EvaluationArguments))
-    model_args, data_args, eval_args = parse_arguments(parser, argv)
+    arguments = (ModelArguments, DataArguments, EvaluationArguments)
+    model_args, data_args, eval_args = parse_script_arguments(arguments, argv)
 
     logging.basicConfig(
         format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",

@@ -17,10 +17,11 @@ import sys
 from dataclasses import dataclass, field
 
 import transformers
-from transformers import HfArgumentParser, Trainer, TrainingArguments, set_seed
+from transformers import Trainer, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from modeling_maxi import MaxiVideoCLIPModel, MaxiVideoProcessor
+from modeling_maxi.cli import parse_script_arguments
 from modeling_maxi.evaluation import (
     DEFAULT_TEMPLATE,
     PromptClassifier,
@@ -34,7 +35,6 @@ from modeling_maxi.evaluation import (
     load_split,
     save_results,
 )
-from training.cli_args import parse_arguments
 
 logger = logging.getLogger(__name__)
 
@@ -109,8 +109,9 @@ def load_data(data_args: DataArguments, split_camel_case: bool):
 
 def run_few_shot(argv: list[str] | None = None) -> dict:
     """Parses `argv` (the command line by default), runs, and returns the results dict that is also written."""
-    parser = HfArgumentParser((ModelArguments, DataArguments, FewShotTrainingArguments))
-    model_args, data_args, training_args = parse_arguments(parser, argv)
+    model_args, data_args, training_args = parse_script_arguments(
+        (ModelArguments, DataArguments, FewShotTrainingArguments), argv
+    )
     if training_args.output_dir is None:
         raise ValueError("--output-dir is required.")
 

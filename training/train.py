@@ -41,7 +41,7 @@ from modeling_maxi.loss import LOSS_VARIANTS, distributed_text_bag_loss  # noqa:
 from modeling_maxi.model_card import MAXI_CITATION, render_model_card  # noqa: E402
 from modeling_maxi.text_bags.filtering import filter_score_field, validate_filter_score  # noqa: E402
 from modeling_maxi.text_bags.publishing import load_text_bags as load_published_text_bags  # noqa: E402
-from training.data import (  # noqa: E402
+from modeling_maxi.training.data import (  # noqa: E402
     PROMPT_TEMPLATE,
     TEXT_SOURCE_COLUMNS,
     TRAIN_AUGMENTATIONS,
@@ -190,7 +190,7 @@ class MaxiTrainer(Trainer):
     """`Trainer` whose loss is the text-bag objective over the global batch.
 
     The loss is a mean over this micro-batch, so the Trainer divides it by the gradient accumulation steps
-    (`loss_is_scaled_for_ga = False`). Batches come from :class:`training.data.TextBagCollator`.
+    (`loss_is_scaled_for_ga = False`). Batches come from :class:`modeling_maxi.training.data.TextBagCollator`.
     """
 
     loss_is_scaled_for_ga = False
@@ -458,7 +458,7 @@ def main(argv: list[str] | None = None) -> MaxiTrainer:
     )
     log_level = training_args.get_process_log_level()
     logger.setLevel(log_level)
-    logging.getLogger("training.data").setLevel(log_level)
+    logging.getLogger("modeling_maxi.training.data").setLevel(log_level)
     transformers.utils.logging.set_verbosity(log_level)
     datasets.utils.logging.set_verbosity(log_level)
     logger.info("Training arguments %s", training_args)

@@ -1,5 +1,5 @@
-"""Metrics of the protocol, computed by the `evaluate` metric modules shipped in the repository
-(`training/metrics/top_k_accuracy`, `training/metrics/mean_average_precision`, scikit-learn inside) and loaded by path:
+"""Metrics of the protocol, computed by the `evaluate` metric modules shipped with the package
+(`metric_scripts/top_k_accuracy`, `metric_scripts/mean_average_precision`, scikit-learn inside) and loaded by path:
 `evaluate` has neither metric built in and the Hub may be unreachable.
 """
 
@@ -15,10 +15,10 @@ MEAN_AVERAGE_PRECISION = "mean_average_precision"
 
 
 def default_metrics_dir() -> Path:
-    """`$MAXI_METRICS_DIR` if set, else `training/metrics` of the repository this package is part of."""
+    """`$MAXI_METRICS_DIR` if set, else the `metric_scripts` folder shipped inside this package."""
     if os.environ.get(METRICS_DIR_ENV):
         return Path(os.environ[METRICS_DIR_ENV])
-    return Path(__file__).resolve().parents[2] / "training" / "metrics"
+    return Path(__file__).resolve().parent / "metric_scripts"
 
 
 @cache
@@ -45,7 +45,7 @@ def load_metric(name: str, metrics_dir: str | Path | None = None):
     script = directory / name / f"{name}.py"
     if not script.is_file():
         raise FileNotFoundError(
-            f"Metric script {str(script)!r} not found. Run from a checkout of the repository, pass `metrics_dir`, or "
+            f"Metric script {str(script)!r} not found. Reinstall the package, pass `metrics_dir`, or "
             f"set ${METRICS_DIR_ENV} to the folder holding {name}/{name}.py."
         )
     return _load(str(script.parent))

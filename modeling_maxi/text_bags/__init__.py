@@ -1,6 +1,6 @@
 # Copyright 2026 The MAXI release authors.
 # Licensed under the Apache License, Version 2.0.
-"""Building blocks of MAXI text bags: LLM expansion of action names, verb parsing, and a loopback stand-in server."""
+"""Building blocks of MAXI text bags: LLM expansion of action names, and verb parsing."""
 
 from .llm_expansion import (
     DEFAULT_INSTRUCTION,
@@ -11,15 +11,12 @@ from .llm_expansion import (
     load_released_phrases,
     parse_phrases,
 )
-from .openai_compatible_server import OpenAICompatibleServer, RecordedRequest
 from .verb_parsing import extract_verbs, extract_verbs_batch, load_spacy_pipeline, verb_forms
 
 __all__ = [
     "DEFAULT_INSTRUCTION",
     "ExpansionResult",
     "LLMExpansionConfig",
-    "OpenAICompatibleServer",
-    "RecordedRequest",
     "cache_key",
     "expand_actions",
     "extract_verbs",

@@ -24,7 +24,7 @@ pseudo-labels change: the model, the dictionary and the prompts are untouched.
 Either method can only regroup the videos along structure the base model's video embeddings have. When they group
 by action and only the text side is off, refinement pulls each class onto the group of its action; the names follow
 the text matches, so a class whose text embedding points at another action's group stays swapped.
-`benchmarks/toy_refined_matching.py` measures both methods on the toy world.
+`toy_world/benchmarks/toy_refined_matching.py` measures both methods on the toy world.
 """
 
 from __future__ import annotations

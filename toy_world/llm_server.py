@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from .llm_expansion import DEFAULT_INSTRUCTION
+from modeling_maxi.text_bags.llm_expansion import DEFAULT_INSTRUCTION
 
 logger = logging.getLogger(__name__)
 

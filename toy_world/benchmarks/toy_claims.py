@@ -1,18 +1,18 @@
 """Claim check on the toy world (issue: the offline main job): does unsupervised MIL-NCE fine-tuning on CLIP-matched,
 language-expanded text bags improve zero-shot action recognition over the object-biased base model?
 
-For each seed: generate the world, pretrain the base, build the text bags (all exactly as `training.demo`), then
+For each seed: generate the world, pretrain the base, build the text bags (all exactly as `toy_world.demo`), then
 fine-tune with three objectives of the paper's Table 7 on the same bags: cross-entropy over the dictionary's class
 prompts (`cross_entropy`), NCE with one sampled text per video (`nce`) and MIL-NCE over the bag (`mil_nce`, Eq. 2).
 Prints mean ± std over the seeds of held-out zero-shot top-1/top-5 and writes a `## toy_claims` section into
-`benchmarks/RESULTS.md`. `--objectives` runs a subset; world settings of `training.demo` such as
+`benchmarks/RESULTS.md`. `--objectives` runs a subset; world settings of `toy_world.demo` such as
 `--min_action_visibility`, `--clear_pretraining_stills` and `--mark_caption_prob` pass through,
 `--match_refinement_steps` / `--match_refinement_method` set the refinement of the matches before filtering
 (`--match_refinement_steps 0` is the paper's matching), and `--filter_score similarity` / `--filter_ratio` filter the
 bags by the paper's confidence instead of the demo's margin (see `modeling_maxi/text_bags/filtering.py`).
 
-    python benchmarks/toy_claims.py --seeds 0 1 2
-    python benchmarks/toy_claims.py --seeds 0 1 2 --objectives mil_nce --match_refinement_steps 0 --no_write
+    python toy_world/benchmarks/toy_claims.py --seeds 0 1 2
+    python toy_world/benchmarks/toy_claims.py --seeds 0 1 2 --objectives mil_nce --match_refinement_steps 0 --no_write
 """
 
 import argparse
@@ -24,9 +24,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from training.demo import (  # noqa: E402
+from toy_world.demo import (  # noqa: E402
     DemoArguments,
     add_demo_settings,
     build_text_bags,
@@ -104,7 +104,7 @@ def main() -> None:
     parser.add_argument("--objectives", nargs="+", choices=OBJECTIVES, default=list(OBJECTIVES))
     add_demo_settings(parser, DEMO_SETTINGS)
     parser.add_argument(
-        "--clear_pretraining_stills", action="store_true", help="World setting (see training/demo.py)."
+        "--clear_pretraining_stills", action="store_true", help="World setting (see toy_world/demo.py)."
     )
     options = parser.parse_args()
     settings = {name: getattr(options, name) for name in DEMO_SETTINGS}
@@ -119,7 +119,7 @@ def main() -> None:
     print(table)
     (Path(options.output_dir) / "toy_claims.json").write_text(json.dumps(per_seed, indent=1))
     if not options.no_write:
-        command = "python benchmarks/toy_claims.py --seeds " + " ".join(map(str, options.seeds))
+        command = "python toy_world/benchmarks/toy_claims.py --seeds " + " ".join(map(str, options.seeds))
         if objectives != OBJECTIVES:
             command += " --objectives " + " ".join(objectives)
         command += "".join(

@@ -1,6 +1,6 @@
 """Diagnosis of the toy claim: how does fine-tuning move the model, checkpoint by checkpoint?
 
-For one seed of the demo world (built, or reused, exactly as `training.demo` does), fine-tunes the base model with the
+For one seed of the demo world (built, or reused, exactly as `toy_world.demo` does), fine-tunes the base model with the
 demo's recipe but without weight-space ensembling, keeps a checkpoint every `--every` steps, and scores the base and
 every checkpoint zero-shot with the bare class prompt (as the demo evaluates):
 
@@ -12,8 +12,9 @@ every checkpoint zero-shot with the bare class prompt (as the demo evaluates):
 Recipe settings of the demo pass through (`--learning_rate`, `--augmentations`, `--text_sources`, `--loss_variant`,
 `--filter_score`, world settings), so runs that differ in one of them can be compared on the same world, base and bags.
 
-    python benchmarks/toy_fine_tune_trajectory.py --seed 1 --output_dir toy_claims_output/seed1
-    python benchmarks/toy_fine_tune_trajectory.py --seed 1 --output_dir toy_claims_output/seed1 --augmentations none
+    python toy_world/benchmarks/toy_fine_tune_trajectory.py --seed 1 --output_dir toy_claims_output/seed1
+    python toy_world/benchmarks/toy_fine_tune_trajectory.py --seed 1 --output_dir toy_claims_output/seed1 \
+        --augmentations none
 """
 
 import argparse
@@ -25,14 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from modeling_maxi.evaluation import load_custom_split  # noqa: E402
 from modeling_maxi.evaluation.zero_shot_eval import predict_split  # noqa: E402
 from modeling_maxi.loss import LOSS_VARIANTS  # noqa: E402
 from modeling_maxi.text_bags.filtering import FILTER_SCORES  # noqa: E402
 from modeling_maxi.text_bags.publishing import load_text_bags  # noqa: E402
-from training.demo import DemoArguments, build_text_bags, fine_tune, generate_world, pretrain_base  # noqa: E402
+from toy_world.demo import DemoArguments, build_text_bags, fine_tune, generate_world, pretrain_base  # noqa: E402
 
 
 def checkpoint_dirs(run_dir: Path) -> list[tuple[int, Path]]:

@@ -2,13 +2,13 @@
 
 Steps (each reuses its output when rerun with the same settings):
 
-1. generate the toy action-video world (`dataset_scripts.toy_world`: real H.264 mp4 files, labels for evaluation only);
-2. pretrain or load the object-biased base model (`training.pretrain_toy_base`, cached by settings hash);
+1. generate the toy action-video world (`toy_world.world`: real H.264 mp4 files, labels for evaluation only);
+2. pretrain or load the object-biased base model (`toy_world.base_pretraining`, cached by settings hash);
 3. build the text bags with the real pipeline (`dataset_scripts.build_text_bags`: CLIP matching with prompt
    ensembling -> transductive refinement of the classes over the unlabeled clips (one Gaussian per action with a
    shared covariance, fitted by EM from the matches; not in the paper, see `modeling_maxi.text_bags.refinement`) ->
    expansion through the OpenAI client, answered by a loopback server that serves a static, clearly
-   labelled phrase table (`dataset_scripts.toy_phrase_table`, an honest stand-in for the LLM) -> verb parsing with
+   labelled phrase table (`toy_world.phrase_table`, an honest stand-in for the LLM) -> verb parsing with
    spaCy -> filtering by match score). Captions are skipped (`--captioner none`): no captioner exists offline;
 4. fine-tune with MIL-NCE through `accelerate launch training/train.py` (weight-space ensembling and a Hub-ready
    export included);
@@ -18,8 +18,8 @@ Steps (each reuses its output when rerun with the same settings):
 
 Usage::
 
-    python -m training.demo                       # or: maxi-demo
-    python -m training.demo --output_dir my_run --seed 1 --launch_space
+    python -m toy_world.demo                       # or: maxi-demo
+    python -m toy_world.demo --output_dir my_run --seed 1 --launch_space
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
-from transformers import HfArgumentParser
 
+from modeling_maxi.cli import parse_script_arguments
 from modeling_maxi.text_bags.filtering import filter_score_field, validate_filter_score
 from modeling_maxi.text_bags.refinement import (
     DEFAULT_REFINEMENT_METHOD,
@@ -47,12 +47,11 @@ from modeling_maxi.text_bags.refinement import (
     validate_refinement_method,
     validate_refinement_steps,
 )
-from training.cli_args import parse_arguments
-from training.data import TEXT_SOURCE_COLUMNS, unknown_text_sources
+from modeling_maxi.training.data import TEXT_SOURCE_COLUMNS, unknown_text_sources
 
 logger = logging.getLogger(__name__)
 
-TRAIN_SCRIPT = Path(__file__).resolve().parent / "train.py"
+TRAIN_SCRIPT = Path(__file__).resolve().parents[1] / "training" / "train.py"
 PHRASE_TABLE_MODEL = "toy-phrase-table"
 FINE_TUNE_RECORD = "demo_fine_tune_arguments.json"
 
@@ -86,14 +85,14 @@ class DemoArguments:
         default=0.0,
         metadata={
             "help": "Probability that a clip (and a pretraining still) shows its action's typical scene: background "
-            "and object colour (see dataset_scripts/toy_world.py)."
+            "and object colour (see toy_world/world.py)."
         },
     )
     min_action_visibility: float = field(
         default=1.0,
         metadata={
             "help": "Each clip (and pretraining still) shows its motion marks and trail at an opacity drawn from "
-            "[min_action_visibility, 1] (see dataset_scripts/toy_world.py); 1 = every action fully visible."
+            "[min_action_visibility, 1] (see toy_world/world.py); 1 = every action fully visible."
         },
     )
     clear_pretraining_stills: bool = field(
@@ -173,7 +172,7 @@ class DemoArguments:
 
 
 def generate_world(args: DemoArguments) -> Path:
-    from dataset_scripts.toy_world import ToyWorldConfig, generate_toy_world
+    from toy_world.world import ToyWorldConfig, generate_toy_world
 
     world_dir = Path(args.output_dir) / "world"
     config = ToyWorldConfig(
@@ -188,7 +187,7 @@ def generate_world(args: DemoArguments) -> Path:
 
 
 def pretrain_base(args: DemoArguments, world_dir: Path) -> Path:
-    from training.pretrain_toy_base import ToyBaseArguments, load_world_config, pretrain_toy_base
+    from toy_world.base_pretraining import ToyBaseArguments, load_world_config, pretrain_toy_base
 
     base_args = ToyBaseArguments(
         cache_dir=args.base_cache_dir or default_cache_dir(),
@@ -206,9 +205,9 @@ def pretrain_base(args: DemoArguments, world_dir: Path) -> Path:
 def build_text_bags(args: DemoArguments, world_dir: Path, base_dir: Path) -> tuple[Path, dict]:
     """Runs the real text-bag pipeline; the LLM is the loopback phrase-table server (see the module docstring)."""
     from dataset_scripts import build_text_bags as pipeline
-    from dataset_scripts.toy_phrase_table import TOY_PHRASE_TABLE
-    from dataset_scripts.toy_world import TOY_CAPTION_TEMPLATES
-    from modeling_maxi.text_bags import OpenAICompatibleServer
+    from toy_world.llm_server import OpenAICompatibleServer
+    from toy_world.phrase_table import TOY_PHRASE_TABLE
+    from toy_world.world import TOY_CAPTION_TEMPLATES
 
     bags_dir = Path(args.output_dir) / "text_bags"
     # Matching ensembles over the sentence frames of the base model's caption corpus, as real CLIP's 28 Kinetics
@@ -252,7 +251,7 @@ def fine_tune(
 
     By default one checkpoint at half-way is kept until the end, so that an interrupted run resumes. With
     `keep_checkpoints_every` a checkpoint is saved every that many steps and all are kept, to follow how the model
-    changes during fine-tuning (`benchmarks/toy_fine_tune_trajectory.py`).
+    changes during fine-tuning (`toy_world/benchmarks/toy_fine_tune_trajectory.py`).
     """
     if keep_checkpoints_every is not None and (
         isinstance(keep_checkpoints_every, bool)
@@ -460,7 +459,7 @@ def add_demo_settings(parser: argparse.ArgumentParser, names: Sequence[str]) -> 
 
 
 def parse_args(argv: list[str] | None = None) -> DemoArguments:
-    (args,) = parse_arguments(HfArgumentParser((DemoArguments,)), argv)
+    (args,) = parse_script_arguments(DemoArguments, argv)
     return args
 
 

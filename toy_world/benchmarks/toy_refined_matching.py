@@ -1,6 +1,6 @@
 """Diagnosis of the toy claim: does refining the matches without labels let MAXI's fine-tuning beat the base model?
 
-For one seed of the demo world (world and filter settings of `training.demo` pass through, e.g. `--mark_caption_prob`),
+For one seed of the demo world (world and filter settings of `toy_world.demo` pass through, e.g. `--mark_caption_prob`),
 and for each `--refinement_steps` value, this script builds the text bags with the demo's pipeline and that many
 transductive refinement steps of the classes (`--match_refinement_steps`, with the method of
 `--match_refinement_method`, see `modeling_maxi/text_bags/refinement.py`; 0 is the paper's matching), fine-tunes the
@@ -9,10 +9,11 @@ prompt. It reports, per run, the kept clips, how many of their pseudo-labels are
 frequent pseudo-label is right (ground truth read for this report only). With `--oracle` it also fine-tunes on the
 ground-truth actions of the clips kept at the first steps value: what the recipe could gain with perfect matches.
 
-    python benchmarks/toy_refined_matching.py --seed 1 --refinement_steps 0 10 --oracle --output_dir toy_refined/seed1
-    python benchmarks/toy_refined_matching.py --seed 1 --refinement_steps 10 --match_refinement_method kmeans
+    python toy_world/benchmarks/toy_refined_matching.py --seed 1 --refinement_steps 0 10 --oracle \
+        --output_dir toy_refined/seed1
+    python toy_world/benchmarks/toy_refined_matching.py --seed 1 --refinement_steps 10 --match_refinement_method kmeans
 
-Reuses whatever an earlier run (or `training.demo` with the same settings) built in `--output_dir`.
+Reuses whatever an earlier run (or `toy_world.demo` with the same settings) built in `--output_dir`.
 """
 
 import argparse
@@ -22,12 +23,12 @@ import shutil
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from toy_label_noise import error_structure, write_oracle_bags  # noqa: E402
 
-from training.demo import (  # noqa: E402
+from toy_world.demo import (  # noqa: E402
     DemoArguments,
     add_demo_settings,
     build_text_bags,

@@ -18,10 +18,10 @@ often, and accuracy is also split into held-out clips in their action's typical 
 confident matches are then mostly typical-scene clips, and the split shows whether fine-tuning on them taught the
 motion marks (the atypical clips improve) or the scene shortcut (only the typical ones do).
 
-    python benchmarks/toy_label_noise.py --seed 0 --output_dir toy_claims_output/seed0
-    python benchmarks/toy_label_noise.py --seed 0 --context_bias 0.5 --output_dir toy_context_output/seed0
+    python toy_world/benchmarks/toy_label_noise.py --seed 0 --output_dir toy_claims_output/seed0
+    python toy_world/benchmarks/toy_label_noise.py --seed 0 --context_bias 0.5 --output_dir toy_context_output/seed0
 
-Reuses whatever `training.demo` / `benchmarks/toy_claims.py` already built in `--output_dir` (world, bags, runs).
+Reuses whatever `toy_world.demo` / `toy_world/benchmarks/toy_claims.py` built in `--output_dir` (world, bags, runs).
 """
 
 import argparse
@@ -34,16 +34,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import torch  # noqa: E402
 from transformers import AutoModel, AutoProcessor  # noqa: E402
 
-from dataset_scripts.toy_world import TOY_ACTION_CONTEXT, TOY_ACTION_DICTIONARY, load_world_specs  # noqa: E402
 from modeling_maxi.evaluation import load_custom_split  # noqa: E402
 from modeling_maxi.evaluation.zero_shot_eval import predict_split  # noqa: E402
 from modeling_maxi.text_bags.publishing import load_text_bags  # noqa: E402
-from training.demo import (  # noqa: E402
+from toy_world.demo import (  # noqa: E402
     DemoArguments,
     build_text_bags,
     evaluate,
@@ -51,6 +50,7 @@ from training.demo import (  # noqa: E402
     generate_world,
     pretrain_base,
 )
+from toy_world.world import TOY_ACTION_CONTEXT, TOY_ACTION_DICTIONARY, load_world_specs  # noqa: E402
 
 CLASS_LEVEL_COLUMNS = ("matched_label", "matched_text", "llm_phrases", "llm_verbs", "text_bag")
 
@@ -155,7 +155,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output_dir", default="toy_claims_output/seed0")
-    parser.add_argument("--context_bias", type=float, default=0.0, help="World setting (see training/demo.py).")
+    parser.add_argument("--context_bias", type=float, default=0.0, help="World setting (see toy_world/demo.py).")
     parser.add_argument(
         "--corrected_accuracies",
         type=float,

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from torchvision.transforms import v2
 
-from modeling_maxi.text_bags.bag_assembly import assemble_text_bag, normalize_phrase
-from modeling_maxi.text_bags.filtering import filter_by_confidence, validate_filter_score
-from modeling_maxi.video_io import VideoDecodeError, read_video_frames
+from ..text_bags.bag_assembly import assemble_text_bag, normalize_phrase
+from ..text_bags.filtering import filter_by_confidence, validate_filter_score
+from ..video_io import VideoDecodeError, read_video_frames
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Top-k accuracy as an `evaluate` metric module, loaded by path: `evaluate.load("training/metrics/top_k_accuracy")`."""
+"""Top-k accuracy as an `evaluate` metric module, loaded by path: `evaluate.load(".../top_k_accuracy")`."""
 
 import datasets
 import evaluate
@@ -20,7 +20,7 @@ Args:
 Returns:
     `dict`: `top{k}` -> accuracy in [0, 1] for every requested k.
 Examples:
-    >>> metric = evaluate.load("training/metrics/top_k_accuracy")
+    >>> metric = evaluate.load("modeling_maxi/evaluation/metric_scripts/top_k_accuracy")
     >>> metric.compute(predictions=[[0.1, 0.7, 0.2], [0.5, 0.2, 0.3]], references=[1, 2], k=[1, 2])
     {'top1': 0.5, 'top2': 1.0}
 """

@@ -2,7 +2,7 @@
 
 Real CLIP learned from web images whose alt-texts name objects far more often than actions, so it recognises objects
 well and actions poorly; MAXI starts from there. This script recreates that starting point for the toy world of
-``dataset_scripts/toy_world.py``: it renders still frames of toy scenes (the same renderer as the videos, motion trail
+``toy_world/world.py``: it renders still frames of toy scenes (the same renderer as the videos, motion trail
 included) and captions them with what a web caption would say, the object's colour, texture, shape, size and position
 and the background, and only with probability ``action_caption_prob`` an action phrase. A small CLIP
 ([`MaxiVideoCLIPModel`], CLIP's real tokenizer) is trained on these pairs with CLIP's contrastive loss.
@@ -12,7 +12,7 @@ The result is cached in ``<cache_dir>/<settings hash>/`` (``save_pretrained`` mo
 
 Usage::
 
-    python -m training.pretrain_toy_base --cache_dir toy_cache/base --num_steps 1000
+    python -m toy_world.base_pretraining --cache_dir toy_cache/base --num_steps 1000
 """
 
 from __future__ import annotations
@@ -29,10 +29,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from transformers import CLIPImageProcessor, HfArgumentParser, set_seed
+from transformers import CLIPImageProcessor, set_seed
 
-from dataset_scripts.toy_phrase_table import TOY_HELDOUT_PHRASINGS, TOY_PHRASE_TABLE
-from dataset_scripts.toy_world import (
+from modeling_maxi import MaxiVideoCLIPConfig, MaxiVideoCLIPModel, MaxiVideoProcessor
+from modeling_maxi.cli import parse_script_arguments
+from modeling_maxi.tokenizer_offline import build_offline_clip_tokenizer
+from toy_world.phrase_table import TOY_HELDOUT_PHRASINGS, TOY_PHRASE_TABLE
+from toy_world.world import (
     TOY_ACTION_DICTIONARY,
     TOY_CAPTION_TEMPLATES,
     TOY_COLORS,
@@ -45,9 +48,6 @@ from dataset_scripts.toy_world import (
     sample_clip_spec,
     settings_for_cache_key,
 )
-from modeling_maxi import MaxiVideoCLIPConfig, MaxiVideoCLIPModel, MaxiVideoProcessor
-from modeling_maxi.tokenizer_offline import build_offline_clip_tokenizer
-from training.cli_args import parse_arguments
 
 logger = logging.getLogger(__name__)
 
@@ -459,7 +459,7 @@ def pretrain_toy_base(args: ToyBaseArguments, world: ToyWorldConfig | None = Non
 
 
 def main(argv: list[str] | None = None) -> str:
-    (args,) = parse_arguments(HfArgumentParser((ToyBaseArguments,)), argv)
+    (args,) = parse_script_arguments(ToyBaseArguments, argv)
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
     world = load_world_config(args.world_dir) if args.world_dir else None
     return pretrain_toy_base(args, world)

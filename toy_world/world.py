@@ -6,7 +6,7 @@ demo runs the same decoding path as real data. Everything is seeded: the same se
 
 Each frame carries its own motion cue, a short fading trail of the object's previous states (the toy analogue of motion
 blur and pose in real footage). A still-image model can therefore read the action from one frame if it ever learned the
-cue; the object-biased base model mostly did not (see ``training/pretrain_toy_base.py``).
+cue; the object-biased base model mostly did not (see ``toy_world/base_pretraining.py``).
 
 Output layout (``output_dir``)::
 
@@ -19,7 +19,7 @@ Output layout (``output_dir``)::
 
 Usage::
 
-    python -m dataset_scripts.toy_world --output_dir toy_world --num_train 600 --num_test 300
+    python -m toy_world.world --output_dir toy_world --num_train 600 --num_test 300
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ TOY_ACTION_CONTEXT: dict[str, tuple[str, str]] = {
     "bouncing": ("sand", "red"),
     "shaking": ("sand", "green"),
 }
-# Sentence frames of the toy world's "web captions" (see training/pretrain_toy_base.py); also the prompt templates
+# Sentence frames of the toy world's "web captions" (see toy_world/base_pretraining.py); also the prompt templates
 # that CLIP matching ensembles over for this world, as the 28 Kinetics templates serve real CLIP.
 TOY_CAPTION_TEMPLATES: tuple[str, ...] = (
     "a photo of a {}.",
@@ -667,7 +667,7 @@ def generate_toy_world(
     A world already present with the same settings hash is reused unless `force`; a different one is an error, so a
     cached world is never silently mixed with new settings.
     """
-    from dataset_scripts.toy_phrase_table import heldout_class_names
+    from toy_world.phrase_table import heldout_class_names
 
     config = config or ToyWorldConfig()
     output_dir = os.fspath(output_dir)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch.utils.data import DataLoader
 
-from training.data import TextBagCollator, TextBagVideoDataset
+from .data import TextBagCollator, TextBagVideoDataset
 
 
 @torch.no_grad()

@@ -1,5 +1,5 @@
 """Mean average precision (macro over classes) of multi-label classification as an `evaluate` metric module, loaded by
-path: `evaluate.load("training/metrics/mean_average_precision")`."""
+path: `evaluate.load("modeling_maxi/evaluation/metric_scripts/mean_average_precision")`."""
 
 import datasets
 import evaluate
@@ -23,7 +23,7 @@ Args:
 Returns:
     `dict`: `mean_average_precision` in [0, 1] and `num_classes_evaluated` (classes in the mean).
 Examples:
-    >>> metric = evaluate.load("training/metrics/mean_average_precision")
+    >>> metric = evaluate.load("modeling_maxi/evaluation/metric_scripts/mean_average_precision")
     >>> metric.compute(
     ...     predictions=[[0.9, 0.1, 0.3], [0.2, 0.8, 0.5], [0.6, 0.4, 0.1]],
     ...     references=[[0, 1, 0], [0, 1, 0], [1, 0, 0]],
