@@ -61,6 +61,74 @@ def _summary(prediction) -> str:
     )
 
 
+def _classify_handler(predictor: SpacePredictor):
+    """The `"/classify"` callback: one request through `predictor`, input errors shown to the user as `gr.Error`."""
+
+    def classify(video, label_set, custom_labels, heatmap_label):
+        started = time.perf_counter()
+        try:
+            prediction = predictor.predict(video, label_set, custom_labels, heatmap_label)
+        except SpaceInputError as err:
+            raise gr.Error(str(err), title="Invalid input", print_exception=False) from err
+        except ModelLoadError as err:
+            logger.exception("Model loading failed")
+            raise gr.Error(str(err), title="Model unavailable", print_exception=False) from err
+        logger.info(
+            "Classified a %.1f s video among %d labels in %.2f s",
+            prediction.video.duration_s,
+            prediction.num_labels,
+            time.perf_counter() - started,
+        )
+        return prediction.maxi_scores, prediction.base_scores, prediction.heatmaps, _summary(prediction)
+
+    return classify
+
+
+def _input_column(config: SpaceConfig) -> dict[str, gr.components.Component]:
+    """The request's inputs (video, label set, custom labels, heatmap label) and the button, in the current column."""
+    inputs = {
+        "video": gr.Video(sources=["upload", "webcam"], label="Video", elem_id="video-input"),
+        "label_set": gr.Radio(
+            choices=list(LABEL_SET_CHOICES),
+            value=next(iter(BUILTIN_LABEL_SETS)),
+            label="Label set",
+            elem_id="label-set",
+        ),
+        "custom_labels": gr.Textbox(
+            label=f"Custom labels (one per line or comma-separated, at most {config.max_labels})",
+            lines=5,
+            placeholder="playing guitar\nriding a bike\ncooking",
+            visible=False,
+            elem_id="custom-labels",
+        ),
+        "heatmap_label": gr.Textbox(
+            label="Heatmap label", placeholder="leave empty for MAXI's top prediction", elem_id="heatmap-label"
+        ),
+        "button": gr.Button("Recognise action", variant="primary", elem_id="classify-button"),
+    }
+    gr.Markdown(
+        f"Limits: {config.max_file_size_mb:g} MB, {config.max_duration_s:g} s per video. "
+        f"Models: MAXI `{config.model_id}`, CLIP `{config.base_model_id}`."
+    )
+    return inputs
+
+
+def _output_column(config: SpaceConfig) -> list[gr.components.Component]:
+    """Both models' top-k panels, the heatmap gallery and the summary line, in the current column."""
+    with gr.Row():
+        maxi_output = gr.Label(num_top_classes=config.top_k, label="MAXI", elem_id="maxi-label")
+        base_output = gr.Label(num_top_classes=config.top_k, label="CLIP (zero-shot baseline)", elem_id="clip-label")
+    gallery = gr.Gallery(
+        label="MAXI patch-to-text similarity (warm = high)",
+        columns=4,
+        object_fit="contain",
+        height="auto",
+        format="png",
+        elem_id="heatmap-gallery",
+    )
+    return [maxi_output, base_output, gallery, gr.Markdown(elem_id="summary")]
+
+
 def build_demo(config: SpaceConfig | None = None, predictor: SpacePredictor | None = None) -> gr.Blocks:
     """
     Builds the Space's `gr.Blocks` (models load lazily on the first request).
@@ -81,74 +149,23 @@ def build_demo(config: SpaceConfig | None = None, predictor: SpacePredictor | No
     elif predictor.config != config:
         raise ValueError("predictor.config differs from config; pass only one of them")
 
-    def classify(video, label_set, custom_labels, heatmap_label):
-        started = time.perf_counter()
-        try:
-            prediction = predictor.predict(video, label_set, custom_labels, heatmap_label)
-        except SpaceInputError as err:
-            raise gr.Error(str(err), title="Invalid input", print_exception=False) from err
-        except ModelLoadError as err:
-            logger.exception("Model loading failed")
-            raise gr.Error(str(err), title="Model unavailable", print_exception=False) from err
-        logger.info(
-            "Classified a %.1f s video among %d labels in %.2f s",
-            prediction.video.duration_s,
-            prediction.num_labels,
-            time.perf_counter() - started,
-        )
-        return prediction.maxi_scores, prediction.base_scores, prediction.heatmaps, _summary(prediction)
-
-    def toggle_custom(label_set):
-        return gr.Textbox(visible=label_set == CUSTOM_LABEL_SET)
-
     with gr.Blocks(title="MAXI zero-shot action recognition", analytics_enabled=False) as demo:
         gr.Markdown(INTRO.format(top_k=config.top_k))
         with gr.Row():
             with gr.Column(scale=1):
-                video = gr.Video(sources=["upload", "webcam"], label="Video", elem_id="video-input")
-                label_set = gr.Radio(
-                    choices=list(LABEL_SET_CHOICES),
-                    value=next(iter(BUILTIN_LABEL_SETS)),
-                    label="Label set",
-                    elem_id="label-set",
-                )
-                custom_labels = gr.Textbox(
-                    label=f"Custom labels (one per line or comma-separated, at most {config.max_labels})",
-                    lines=5,
-                    placeholder="playing guitar\nriding a bike\ncooking",
-                    visible=False,
-                    elem_id="custom-labels",
-                )
-                heatmap_label = gr.Textbox(
-                    label="Heatmap label",
-                    placeholder="leave empty for MAXI's top prediction",
-                    elem_id="heatmap-label",
-                )
-                button = gr.Button("Recognise action", variant="primary", elem_id="classify-button")
-                gr.Markdown(
-                    f"Limits: {config.max_file_size_mb:g} MB, {config.max_duration_s:g} s per video. "
-                    f"Models: MAXI `{config.model_id}`, CLIP `{config.base_model_id}`."
-                )
+                inputs = _input_column(config)
             with gr.Column(scale=2):
-                with gr.Row():
-                    maxi_output = gr.Label(num_top_classes=config.top_k, label="MAXI", elem_id="maxi-label")
-                    base_output = gr.Label(
-                        num_top_classes=config.top_k, label="CLIP (zero-shot baseline)", elem_id="clip-label"
-                    )
-                gallery = gr.Gallery(
-                    label="MAXI patch-to-text similarity (warm = high)",
-                    columns=4,
-                    object_fit="contain",
-                    height="auto",
-                    format="png",
-                    elem_id="heatmap-gallery",
-                )
-                summary = gr.Markdown(elem_id="summary")
-        label_set.change(toggle_custom, inputs=label_set, outputs=custom_labels, api_visibility="private")
-        button.click(
-            classify,
-            inputs=[video, label_set, custom_labels, heatmap_label],
-            outputs=[maxi_output, base_output, gallery, summary],
+                outputs = _output_column(config)
+        inputs["label_set"].change(
+            lambda label_set: gr.Textbox(visible=label_set == CUSTOM_LABEL_SET),
+            inputs=inputs["label_set"],
+            outputs=inputs["custom_labels"],
+            api_visibility="private",
+        )
+        inputs["button"].click(
+            _classify_handler(predictor),
+            inputs=[inputs[name] for name in ("video", "label_set", "custom_labels", "heatmap_label")],
+            outputs=outputs,
             api_name=CLASSIFY_API_NAME,
         )
     return demo

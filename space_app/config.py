@@ -38,7 +38,7 @@ class SpaceConfig:
         top_k (`int`):
             Number of labels shown per model (env `MAXI_TOP_K`).
         num_frames (`int`, *optional*):
-            Frames sampled per video; `None` uses the MAXI checkpoint's `config.num_frames` (env `MAXI_NUM_FRAMES`).
+            Frames sampled per video; `None` uses the MAXI checkpoint's processor setting (env `MAXI_NUM_FRAMES`).
         template (`str`):
             Prompt template with one `{}` for the class name (env `MAXI_TEMPLATE`).
         heatmap_alpha (`float`):

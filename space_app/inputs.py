@@ -64,18 +64,8 @@ def _duration_from_packets(container: av.container.InputContainer, stream: av.vi
     return last
 
 
-def check_video(path: str | os.PathLike | None, max_file_size_bytes: int, max_duration_s: float) -> VideoInfo:
-    """
-    Accepts `path` only if it is a readable video within the size and duration limits.
-
-    Raises:
-        SpaceInputError: no file, not a video file, an unreadable or empty video, a file over `max_file_size_bytes`,
-            or a video longer than `max_duration_s`.
-    """
-    if path is None or (isinstance(path, str) and not path.strip()):
-        raise SpaceInputError("Please upload a video (or record one with the webcam) first.")
-    path = os.fspath(path)
-    name = _display_name(path)
+def _check_file(path: str, name: str, max_file_size_bytes: int) -> int:
+    """The file's size in bytes, after checking that it exists, looks like a video and is within the size limit."""
     if not os.path.isfile(path):
         raise SpaceInputError(f"The uploaded file {name!r} was not found on the server; please upload it again.")
     extension = os.path.splitext(path)[1].lower()
@@ -92,6 +82,11 @@ def check_video(path: str | os.PathLike | None, max_file_size_bytes: int, max_du
             f"The video {name!r} is {size_bytes / 2**20:.3g} MB, over the size limit of "
             f"{max_file_size_bytes / 2**20:.3g} MB; upload a shorter or smaller clip."
         )
+    return size_bytes
+
+
+def _probe_video(path: str, name: str) -> tuple[int, int, float, str]:
+    """`(width, height, duration_s, container_format)` of a file whose first video frame decodes."""
     try:
         container = av.open(path)
     except av.error.FFmpegError as err:
@@ -115,25 +110,33 @@ def check_video(path: str | os.PathLike | None, max_file_size_bytes: int, max_du
             ) from err
         if first is None:
             raise SpaceInputError(f"Could not read the video {name!r}: it contains no frames.")
-        width, height = first.width, first.height
         duration = _stream_duration(container, stream)
         if duration is None:
             container.seek(0)
             duration = _duration_from_packets(container, stream)
-        container_format = container.format.name
+        return first.width, first.height, duration, container.format.name
+
+
+def check_video(path: str | os.PathLike | None, max_file_size_bytes: int, max_duration_s: float) -> VideoInfo:
+    """
+    Accepts `path` only if it is a readable video within the size and duration limits.
+
+    Raises:
+        SpaceInputError: no file, not a video file, an unreadable or empty video, a file over `max_file_size_bytes`,
+            or a video longer than `max_duration_s`.
+    """
+    if path is None or (isinstance(path, str) and not path.strip()):
+        raise SpaceInputError("Please upload a video (or record one with the webcam) first.")
+    path = os.fspath(path)
+    name = _display_name(path)
+    size_bytes = _check_file(path, name, max_file_size_bytes)
+    width, height, duration, container_format = _probe_video(path, name)
     if duration > max_duration_s:
         raise SpaceInputError(
             f"The video {name!r} is {duration:.1f} s long, over the duration limit of {max_duration_s:g} s; "
             f"trim it and try again."
         )
-    return VideoInfo(
-        path=path,
-        size_bytes=size_bytes,
-        duration_s=duration,
-        width=width,
-        height=height,
-        container_format=container_format,
-    )
+    return VideoInfo(path, size_bytes, duration, width, height, container_format)
 
 
 def parse_custom_labels(text: str | None) -> list[str]:
