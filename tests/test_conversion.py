@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Checkpoint conversion (issue 8): open_clip's OpenAI-architecture CLIP is the peer implementation.
 
 A tiny open_clip model (QuickGELU, like OpenAI's) with perturbed weights is saved as-is, as a TorchScript archive, as
@@ -169,7 +170,7 @@ def _assert_matches_peer(model, peer):
 
 
 def test_openai_state_dict_matches_open_clip(openai_checkpoint, peer, base_dir, base_model):
-    model, report = convert_checkpoint(openai_checkpoint, base=base_dir, num_frames=4)
+    model, report = convert_checkpoint(openai_checkpoint, base=base_dir)
     _assert_matches_peer(model, peer)
     assert report.layout == "openai" and report.checkpoint_format == "torch"
     # Every tensor of the model comes from the checkpoint; nothing was taken from the base.
@@ -183,7 +184,7 @@ def test_openai_state_dict_matches_open_clip(openai_checkpoint, peer, base_dir, 
 
 
 def test_authors_layout_matches_open_clip_with_base_token_embedding(authors_checkpoint, peer, base_dir, base_model):
-    model, report = convert_checkpoint(authors_checkpoint, base=base_dir, num_frames=4)
+    model, report = convert_checkpoint(authors_checkpoint, base=base_dir)
     assert report.layout == "maxi"
     # The token embedding is not in the authors' checkpoint: it comes from the base, unchanged.
     assert report.from_base == [TOKEN_EMBEDDING]
@@ -372,7 +373,7 @@ def test_cli_writes_hub_ready_folder(authors_checkpoint, base_dir, base_model, t
     assert not {name for name in files if name.endswith((".bin", ".pt", ".pth", ".pkl"))}
     config = json.loads((output_dir / "config.json").read_text())
     assert config["auto_map"]["AutoModel"] == "modeling_maxi_video_clip.MaxiVideoCLIPModel"
-    assert config["num_frames"] == 4
+    assert json.loads((output_dir / "processor_config.json").read_text())["num_frames"] == 4
     report = json.loads((output_dir / REPORT_FILE_NAME).read_text())
     assert report["from_base"] == [TOKEN_EMBEDDING] and report["ensemble_ratio"] == 0.2
     assert report["summary"]["num_from_checkpoint"] == len(base_model.state_dict()) - 1
@@ -386,7 +387,7 @@ def test_cli_writes_hub_ready_folder(authors_checkpoint, base_dir, base_model, t
     processor = AutoProcessor.from_pretrained(output_dir)
     assert isinstance(model, MaxiVideoCLIPModel) and isinstance(processor, MaxiVideoProcessor)
     assert processor.num_frames == 4
-    expected, _ = convert_checkpoint(authors_checkpoint, base=base_dir, ensemble_ratio=0.2, num_frames=4)
+    expected, _ = convert_checkpoint(authors_checkpoint, base=base_dir, ensemble_ratio=0.2)
     for name, tensor in expected.state_dict().items():
         assert torch.equal(model.state_dict()[name], tensor), name
     frames = np.random.default_rng(0).integers(0, 256, (8, 40, 48, 3), dtype=np.uint8)
@@ -414,6 +415,9 @@ def test_half_precision_base_keeps_checkpoint_precision(openai_checkpoint, peer,
     _assert_matches_peer(model, peer)
     with pytest.raises(ValueError, match=r"Unknown video settings \['num_frame'\]"):
         convert_checkpoint(openai_checkpoint, base=half_base, num_frame=8)
+    # The number of frames is the processor's: the model conversion refuses it and says where it goes.
+    with pytest.raises(ValueError, match=r"num_frames=8 is not a model setting.*build_processor_from_base"):
+        convert_checkpoint(openai_checkpoint, base=half_base, num_frames=8)
 
 
 def test_push_to_hub_uploads_the_folder(monkeypatch, tmp_path):

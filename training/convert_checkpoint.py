@@ -1,24 +1,35 @@
+#!/usr/bin/env python
+# SPDX-License-Identifier: Apache-2.0
 """Convert the authors' MAXI checkpoint (or any OpenAI-format CLIP checkpoint) into a Hub-ready MaxiVideoCLIPModel.
 
-    python -m training.convert_checkpoint --checkpoint maxi_vitb16.pth --base openai/clip-vit-base-patch16 \
-        --output-dir maxi-vitb16 [--ensemble-ratio 0.2] [--num-frames 16] [--cross-frame-layers 0] \
-        [--push-to-hub user/maxi-vitb16]
+    python training/convert_checkpoint.py --checkpoint maxi_vitb16.pth --base openai/clip-vit-base-patch16 \\
+        --output_dir maxi-vitb16 [--ensemble_ratio 0.2] [--num_frames 16] [--cross_frame_layers 0] \\
+        [--push_to_hub user/maxi-vitb16]
 
-Arguments can also come from one JSON or YAML file: `python -m training.convert_checkpoint args.yaml`.
+`python -m training.convert_checkpoint` works the same. Arguments can also come from one JSON or YAML file
+(`python training/convert_checkpoint.py args.yaml`), or `--config args.yaml` plus flags that override it. A user error
+ends in one line on stderr; `--debug` (or `MAXI_DEBUG=1`) shows the traceback.
+
 The checkpoint is read without executing code from it (see `modeling_maxi.conversion.load_checkpoint_file`); the
-output folder holds safetensors weights, the config with `auto_map`, the processor of the base, a model card and
-`conversion_report.json` listing where every tensor came from.
+output folder holds safetensors weights, the config with `auto_map`, the processor of the base (which samples
+`--num_frames` frames per video), a model card and `conversion_report.json` listing where every tensor came from.
 """
+
+from __future__ import annotations
 
 import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import transformers
-from transformers import HfArgumentParser
+if __package__ in (None, ""):  # run as a script: make the repository's packages importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from modeling_maxi.conversion import (
+import transformers  # noqa: E402
+
+from modeling_maxi.cli import parse_script_arguments, run_script  # noqa: E402
+from modeling_maxi.configuration_maxi_video_clip import FRAME_POOLING_MODES  # noqa: E402
+from modeling_maxi.conversion import (  # noqa: E402
     REPORT_FILE_NAME,
     build_processor_from_base,
     convert_checkpoint,
@@ -54,7 +65,7 @@ class ConversionArguments:
             "with 0.2). Leave unset to keep the checkpoint's weights."
         },
     )
-    num_frames: int = field(default=16, metadata={"help": "Frames per video in the converted config and processor."})
+    num_frames: int = field(default=16, metadata={"help": "Frames per video the saved processor samples."})
     cross_frame_layers: int = field(
         default=0, metadata={"help": "Last vision layers using parameter-free cross-frame attention (0 = plain CLIP)."}
     )
@@ -84,37 +95,28 @@ class ConversionArguments:
             raise ValueError(f"--num_frames must be >= 1, got {self.num_frames}.")
         if self.cross_frame_layers < 0:
             raise ValueError(f"--cross_frame_layers must be >= 0, got {self.cross_frame_layers}.")
-        if self.frame_pooling not in ("mean", "max", "none"):
-            raise ValueError(f"--frame_pooling must be 'mean', 'max' or 'none', got {self.frame_pooling!r}.")
-
-
-def parse_args(argv: list[str] | None = None) -> ConversionArguments:
-    parser = HfArgumentParser(ConversionArguments)
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        (args,) = parser.parse_json_file(json_file=argv[0])
-    elif len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
-        (args,) = parser.parse_yaml_file(yaml_file=argv[0])
-    else:
-        (args,) = parser.parse_args_into_dataclasses(args=argv)
-    return args
+        if self.frame_pooling not in FRAME_POOLING_MODES:
+            raise ValueError(f"--frame_pooling must be one of {FRAME_POOLING_MODES}, got {self.frame_pooling!r}.")
 
 
 def main(argv: list[str] | None = None) -> Path:
-    args = parse_args(argv)
+    # 1. Arguments and logging.
+    (args,) = parse_script_arguments(ConversionArguments, argv, description=__doc__.split("\n\n")[0])
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
     transformers.utils.logging.set_verbosity_warning()
 
+    # 2. Checkpoint + base -> model; the processor alone holds the number of frames.
     model, report = convert_checkpoint(
         args.checkpoint,
         base=args.base,
         ensemble_ratio=args.ensemble_ratio,
         ignore_patterns=args.ignore_keys,
-        num_frames=args.num_frames,
         cross_frame_layers=args.cross_frame_layers,
         frame_pooling=args.frame_pooling,
     )
     processor = build_processor_from_base(args.base, num_frames=args.num_frames)
+
+    # 3. Hub-ready folder, then the optional upload.
     output_dir = save_converted_model(
         model, report, args.output_dir, processor=processor, model_id=args.push_to_hub, license=args.license
     )
@@ -131,10 +133,5 @@ def main(argv: list[str] | None = None) -> Path:
     return output_dir
 
 
-def cli() -> None:
-    """Console-script entry point: runs `main` on the command line (its return value stays in Python)."""
-    main()
-
-
 if __name__ == "__main__":
-    main()
+    run_script(main)
