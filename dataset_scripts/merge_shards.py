@@ -1,35 +1,28 @@
+#!/usr/bin/env python
+# SPDX-License-Identifier: Apache-2.0
 """Merge the shards of a multi-machine text-bag build into one published dataset.
 
-    python -m dataset_scripts.merge_shards --shard-dirs OUT_0 OUT_1 ... --output-dir MERGED [--filter-ratio 0.9]
+    python dataset_scripts/merge_shards.py --shard-dirs OUT_0 OUT_1 ... --output-dir MERGED [--filter-ratio 0.9]
 
-Every shard directory is the `--output-dir` of one `build_text_bags --num-shards N --shard-index i` run. The
+Every shard directory is the `--output-dir` of one `build_text_bags.py --num-shards N --shard-index i` run. The
 unfiltered `bags` stages of the N shards are concatenated (ordered by video path), then the filter is applied to the
 whole collection (the top fraction p is a property of all videos, not of a shard) and the result is published as
-by `build_text_bags`.
+by `build_text_bags.py` (see `modeling_maxi.text_bags.merge_shards`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from datasets import concatenate_datasets, load_from_disk
+if __package__ in (None, ""):  # run as a script: make the repository's packages importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from modeling_maxi.text_bags.publishing import (
-    BUILD_RECORD_NAME,
-    prepare_for_publishing,
-    publish_text_bags,
-    push_text_bags_to_hub,
-)
-from modeling_maxi.text_bags.stages import StageStore
-
-logger = logging.getLogger("dataset_scripts.merge_shards")
-
-SUMMED_STATS = ("videos_indexed", "videos_unreadable", "videos_matched", "llm_requests")
+from modeling_maxi.cli import parse_script_arguments, run_script  # noqa: E402
+from modeling_maxi.text_bags import merge_shards  # noqa: E402
 
 
 @dataclass
@@ -49,81 +42,18 @@ class MergeArguments:
     hub_private: bool = field(default=False, metadata={"help": "Create the Hub repo as private."})
 
 
-def _load_shard(directory: Path) -> tuple[dict[str, Any], Any]:
-    record_path = directory / BUILD_RECORD_NAME
-    if not record_path.is_file():
-        raise FileNotFoundError(f"{str(directory)!r} is not a finished text-bag build ({BUILD_RECORD_NAME} missing)")
-    record = json.loads(record_path.read_text(encoding="utf-8"))
-    manifest = StageStore(directory / "stages").read_manifest("bags")
-    if manifest is None or not manifest.get("complete"):
-        raise FileNotFoundError(f"{str(directory)!r} has no complete `bags` stage")
-    return record, load_from_disk(str(directory / "stages" / "bags" / "data"))
-
-
-def _comparable(parameters: dict[str, Any]) -> dict[str, Any]:
-    per_merge = ("shard_index", "filter_ratio", "filter_score")  # chosen again when merging
-    return {key: value for key, value in parameters.items() if key not in per_merge}
-
-
-def merge_shards(
-    shard_dirs: list[str | Path],
-    output_dir: str | Path,
-    filter_ratio: float | None = None,
-    filter_score: str | None = None,
-) -> dict:
-    """Check that `shard_dirs` are the N shards of one build, merge and publish them; returns the build record."""
-    if not shard_dirs:
-        raise ValueError("shard_dirs is empty: give the output folder of every shard build")
-    shards = [(Path(directory), *_load_shard(Path(directory))) for directory in shard_dirs]
-    reference = shards[0][1]["parameters"]
-    num_shards = reference["num_shards"]
-    indices = sorted(record["parameters"]["shard_index"] for _, record, _ in shards)
-    if indices != list(range(num_shards)):
-        raise ValueError(f"Expected the shards 0..{num_shards - 1} of one build exactly once, got indices {indices}")
-    for directory, record, _ in shards[1:]:
-        if _comparable(record["parameters"]) != _comparable(reference):
-            raise ValueError(f"{str(directory)!r} was built with other parameters than {str(shards[0][0])!r}")
-    configs = shards[0][1]["configs"]
-    ratio = filter_ratio if filter_ratio is not None else reference["filter_ratio"]
-    # builds made before the option existed ranked by similarity
-    score = filter_score if filter_score is not None else reference.get("filter_score", "similarity")
-
-    merged = concatenate_datasets([bags for _, _, bags in shards])
-    paths = list(merged["relative_path"])
-    merged = merged.select(sorted(range(len(paths)), key=paths.__getitem__))
-    record: dict[str, Any] = {
-        "pretty_name": shards[0][1].get("pretty_name", "MAXI text bags"),
-        "parameters": {**_comparable(reference), "num_shards": num_shards, "shard_index": "merged"},
-        "stats": {name: sum(record["stats"].get(name, 0) for _, record, _ in shards) for name in SUMMED_STATS},
-        "unreadable_videos": sorted(
-            (item for _, record, _ in shards for item in record["unreadable_videos"]),
-            key=lambda item: item["video_path"],
-        ),
-        "llm_failures": {k: v for _, record, _ in shards for k, v in sorted(record["llm_failures"].items())},
-    }
-    record["stats"]["distinct_matched_classes"] = len(set(merged["matched_label"]))
-    record["stats"]["llm_failures"] = len(record["llm_failures"])
-    logger.info("Merging %d shards: %d videos", num_shards, len(merged))
-    Path(output_dir).mkdir(parents=True, exist_ok=True)
-    return publish_text_bags(prepare_for_publishing(merged), output_dir, record, ratio, configs, score)
-
-
-def main(argv: list[str] | None = None) -> dict:
-    from transformers import HfArgumentParser
-
-    parser = HfArgumentParser(MergeArguments, description=__doc__.split("\n\n")[0])
-    (args,) = parser.parse_args_into_dataclasses(args=sys.argv[1:] if argv is None else argv)
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    (args,) = parse_script_arguments(MergeArguments, argv, description=__doc__.split("\n\n")[0])
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    record = merge_shards(args.shard_dirs, args.output_dir, args.filter_ratio, args.filter_score)
-    if args.push_to_hub:
-        push_text_bags_to_hub(args.output_dir, args.push_to_hub, private=args.hub_private)
-    return record
-
-
-def cli() -> None:
-    """Console-script entry point: runs `main` on the command line (its return value stays in Python)."""
-    main()
+    return merge_shards(
+        args.shard_dirs,
+        args.output_dir,
+        filter_ratio=args.filter_ratio,
+        filter_score=args.filter_score,
+        push_to_hub=args.push_to_hub,
+        hub_private=args.hub_private,
+    )
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

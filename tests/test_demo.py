@@ -169,19 +169,19 @@ def test_world_and_bag_source_settings_reach_the_world_and_the_training_command(
 
 
 def test_match_refinement_reaches_the_pipeline_and_the_table(tmp_path, monkeypatch):
-    from dataset_scripts import build_text_bags as pipeline
+    from modeling_maxi import text_bags
     from toy_world import demo
 
     received = []
-    monkeypatch.setattr(pipeline, "main", lambda argv: received.append(argv) or {"stats": {}})
+    monkeypatch.setattr(text_bags, "build_text_bags", lambda build_args: received.append(build_args) or {"stats": {}})
     args = DemoArguments(
         output_dir=str(tmp_path), match_refinement_steps=4, match_refinement_method="kmeans", filter_score="similarity"
     )
     demo.build_text_bags(args, tmp_path / "world", tmp_path / "base")
-    argv = received[0]
-    assert argv[argv.index("--match_refinement_steps") + 1] == "4"
-    assert argv[argv.index("--match_refinement_method") + 1] == "kmeans"
-    assert argv[argv.index("--filter_score") + 1] == "similarity"
+    build_args = received[0]
+    assert build_args.match_refinement_steps == 4
+    assert build_args.match_refinement_method == "kmeans"
+    assert build_args.filter_score == "similarity"
     metrics = {"dictionary names": {"top1": 50.0, "top5": 90.0}}
     matching = {"kept_videos": 10, "matching_accuracy": 0.7}
     table = demo.format_table(metrics, metrics, matching, 0.5, "similarity", refinement_steps=4,

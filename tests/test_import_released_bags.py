@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The importer turns the authors' released bag files into the published dataset format, byte for byte."""
 
 import shutil
@@ -8,6 +9,7 @@ from datasets import load_dataset
 
 from dataset_scripts import import_released_bags
 from modeling_maxi.dictionaries import load_class_names
+from modeling_maxi.text_bags import released_bags
 from modeling_maxi.text_bags.bag_assembly import BAG_CONFIGS, assemble_text_bag
 
 # A copy of the authors' released-bag sample (shared/data/maxi_reference/released_bags_sample), kept with the tests.
@@ -79,7 +81,7 @@ def test_import_reproduces_the_released_files_exactly(sample, tmp_path):
 
 
 def test_import_without_match_list_uses_the_caption_folders(sample, tmp_path):
-    record = import_released_bags.import_released_bags(
+    record = released_bags.import_released_bags(
         tmp_path / "out", caption_verbs=sample / "caption_verbs_bag", video_prefix="train/"
     )
     rows = load(tmp_path / "out")
@@ -93,7 +95,7 @@ def test_import_without_match_list_uses_the_caption_folders(sample, tmp_path):
 def test_import_counts_missing_caption_files_and_rejects_bad_input(sample, tmp_path):
     match_list = tmp_path / "matches.txt"
     match_list.write_text("train/not_released.mp4 1\n", encoding="utf-8")
-    record = import_released_bags.import_released_bags(
+    record = released_bags.import_released_bags(
         tmp_path / "out", sample / "gpt3_verbs", sample / "caption_verbs_bag", match_list
     )
     assert record["stats"]["videos_without_caption_verbs_file"] == 1
@@ -101,11 +103,11 @@ def test_import_counts_missing_caption_files_and_rejects_bad_input(sample, tmp_p
 
     match_list.write_text("train/x.mp4 400\n", encoding="utf-8")
     with pytest.raises(ValueError, match="label 400"):
-        import_released_bags.import_released_bags(tmp_path / "bad", sample / "gpt3_verbs", None, match_list)
+        released_bags.import_released_bags(tmp_path / "bad", sample / "gpt3_verbs", None, match_list)
     renamed = tmp_path / "gpt3_verbs"
     shutil.copytree(sample / "gpt3_verbs", renamed)
     (renamed / "not a kinetics class.txt").write_text("jump\n", encoding="utf-8")
     with pytest.raises(ValueError, match="not a kinetics class"):
-        import_released_bags.import_released_bags(tmp_path / "bad", renamed, sample / "caption_verbs_bag")
+        released_bags.import_released_bags(tmp_path / "bad", renamed, sample / "caption_verbs_bag")
     with pytest.raises(ValueError, match="--gpt3-verbs, --caption-verbs or both"):
-        import_released_bags.import_released_bags(tmp_path / "bad")
+        released_bags.import_released_bags(tmp_path / "bad")

@@ -1,4 +1,6 @@
-"""End-to-end and unit tests of the text-bag pipeline (`dataset_scripts.build_text_bags` and its building blocks).
+# SPDX-License-Identifier: Apache-2.0
+"""End-to-end and unit tests of the text-bag pipeline (`modeling_maxi.text_bags.build_text_bags`, the script over it
+and its building blocks).
 
 The CLI runs on generated H.264 videos (plus a corrupt and an empty file) with a tiny CLIP and a tiny BLIP saved from
 configs, the real spaCy pipeline and the loopback OpenAI-compatible server, which counts requests and injects faults.
@@ -8,7 +10,10 @@ import ast
 import json
 import logging
 import math
+import os
 import re
+import subprocess
+import sys
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -19,11 +24,14 @@ import torch
 from datasets import Dataset, load_dataset, load_from_disk
 from safetensors.torch import load_file
 
-from dataset_scripts import build_text_bags, extract_corpus_verbs, merge_shards
-from dataset_scripts.extract_corpus_verbs import select_verbs
+from dataset_scripts import build_text_bags, merge_shards
+from dataset_scripts import extract_verbs as extract_verbs_script
+from modeling_maxi import text_bags
+from modeling_maxi.cli import parse_script_arguments
 from modeling_maxi.dictionaries import load_class_names, load_prompt_templates
 from modeling_maxi.text_bags import stages
 from modeling_maxi.text_bags.bag_assembly import BAG_CONFIGS, assemble_text_bag
+from modeling_maxi.text_bags.corpus_verbs import select_corpus_verbs
 from modeling_maxi.text_bags.filtering import (
     filter_by_confidence,
     filter_by_match_score,
@@ -41,6 +49,8 @@ from tests.helpers.videos import make_moving_square_frames, write_corrupt_video,
 from toy_world.llm_server import OpenAICompatibleServer
 
 NUM_GOOD_VIDEOS = 7
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BUILD_SCRIPT = REPO_ROOT / "dataset_scripts" / "build_text_bags.py"
 BLIP_WORDS = (
     "[PAD] [UNK] [CLS] [SEP] [MASK] [DEC] a the man woman dog is playing riding jumping running walking holding "
     "ball horse bike guitar on in with"
@@ -156,6 +166,11 @@ def base_args(video_tree, dictionary_file, tiny_model_dir, output_dir, **overrid
     return argv
 
 
+def parse_build_args(argv):
+    (args,) = parse_script_arguments(text_bags.TextBagBuildArguments, argv)
+    return args
+
+
 def published_rows(output_dir, config=None):
     return load_dataset(str(output_dir), config, split="train", cache_dir=str(Path(output_dir).parent / "hf_cache"))
 
@@ -217,7 +232,8 @@ def test_full_build_llm_captions_rerun_and_secrets(
         card_mtime = (output_dir / "README.md").stat().st_mtime_ns
         counter = ChunkCounter(stages._map_chunk)
         monkeypatch.setattr(stages, "_map_chunk", counter)
-        assert build_text_bags.main(argv) == record
+        # the library call with the same arguments is the same build: it reuses every stage of the script's run
+        assert text_bags.build_text_bags(parse_build_args(argv)) == record
         assert counter.calls == []
         assert server.request_count == len(matched_classes)
         assert stage_mtimes(output_dir) == before
@@ -384,7 +400,7 @@ def test_shards_are_disjoint_and_merge_equals_single_build(video_tree, dictionar
                 assert row == reference
 
     with pytest.raises(ValueError, match="shards 0..1"):
-        merge_shards.merge_shards([shard_dirs[0], shard_dirs[0]], tmp_path / "bad")
+        text_bags.merge_shards([shard_dirs[0], shard_dirs[0]], tmp_path / "bad")
 
 
 # ---------------------------------------------------------------------------------------------------- units
@@ -441,7 +457,7 @@ def test_build_filters_by_margin_when_asked(video_tree, dictionary_file, tiny_mo
     assert by_similarity["parameters"]["filter_score"] == "similarity"  # republished, not reported up to date
     assert by_similarity["publish_key"] != record["publish_key"]
     with pytest.raises(SystemExit):  # argparse rejects an unknown choice
-        build_text_bags.parse_args(["--videos", "v", "--output-dir", "o", "--filter-score", "probability"])
+        parse_build_args(["--videos", "v", "--output-dir", "o", "--filter-score", "probability"])
 
 
 def test_build_refines_the_matches_when_asked(video_tree, dictionary_file, tiny_model_dir, tmp_path, caplog):
@@ -471,13 +487,13 @@ def test_build_refines_the_matches_when_asked(video_tree, dictionary_file, tiny_
     changed = sum(int(expected[video] != label) for video, label in paper_matches.items())
     assert record["stats"]["refinement_changed_matches"] == changed
     # a rerun loads every stage; without refinement the published bags are the paper's matches again
-    with caplog.at_level(logging.INFO, logger="dataset_scripts.build_text_bags"):
+    with caplog.at_level(logging.INFO, logger="modeling_maxi.text_bags.build"):
         assert build_text_bags.main(argv)["publish_key"] == record["publish_key"]
     assert "Stages computed in this run: none" in caplog.text
     caplog.clear()
     # the k-means method is its own refine stage, on the same stored match stage
     kmeans_argv = argv + ["--match-refinement-method", "kmeans"]
-    with caplog.at_level(logging.INFO, logger="dataset_scripts.build_text_bags"):
+    with caplog.at_level(logging.INFO, logger="modeling_maxi.text_bags.build"):
         kmeans_record = build_text_bags.main(kmeans_argv)
     computed = ast.literal_eval(re.search(r"Stages computed in this run: (\[.*?\]); loaded", caplog.text).group(1))
     assert "refine" in computed and "match" not in computed
@@ -494,13 +510,11 @@ def test_build_refines_the_matches_when_asked(video_tree, dictionary_file, tiny_
     assert "video_embedding" not in plain_bags.column_names
     assert dict(zip(plain_bags["video_id"], plain_bags["matched_label"])) == paper_matches
     with pytest.raises(ValueError, match="--num-shards 2"):
-        build_text_bags.parse_args(
-            ["--videos", "v", "--output-dir", "o", "--num-shards", "2", "--match-refinement-steps", "1"]
-        )
+        parse_build_args(["--videos", "v", "--output-dir", "o", "--num-shards", "2", "--match-refinement-steps", "1"])
     with pytest.raises(ValueError, match="-1"):
-        build_text_bags.parse_args(["--videos", "v", "--output-dir", "o", "--match-refinement-steps", "-1"])
+        parse_build_args(["--videos", "v", "--output-dir", "o", "--match-refinement-steps", "-1"])
     with pytest.raises(SystemExit):  # argparse refuses a method outside the choices
-        build_text_bags.parse_args(["--videos", "v", "--output-dir", "o", "--match-refinement-method", "lda"])
+        parse_build_args(["--videos", "v", "--output-dir", "o", "--match-refinement-method", "lda"])
 
 
 def test_text_bag_is_deduplicated_in_order_without_matched_text():
@@ -543,17 +557,41 @@ def test_shard_assignment_is_a_stable_hash():
 
 def test_build_arguments_are_validated(tmp_path):
     with pytest.raises(ValueError, match="filter ratio"):
-        build_text_bags.parse_args(["--videos", "v", "--output-dir", str(tmp_path), "--filter-ratio", "1.5"])
+        parse_build_args(["--videos", "v", "--output-dir", str(tmp_path), "--filter-ratio", "1.5"])
     with pytest.raises(ValueError, match="shard_index"):
-        build_text_bags.parse_args(["--videos", "v", "--output-dir", "o", "--num-shards", "2", "--shard-index", "2"])
+        parse_build_args(["--videos", "v", "--output-dir", "o", "--num-shards", "2", "--shard-index", "2"])
     with pytest.raises(ValueError, match="--num-frames"):
-        build_text_bags.parse_args(["--videos", "v", "--output-dir", "o", "--num-frames", "0"])
+        parse_build_args(["--videos", "v", "--output-dir", "o", "--num-frames", "0"])
+
+
+@pytest.mark.parametrize(
+    ("flag", "bad_value", "as_module"),
+    [("--videos", "no_such_videos", False), ("--filter_ratio", "1.5", True), ("--clip_model", "no_such_clip", False)],
+)
+def test_build_script_user_errors_end_in_one_line(flag, bad_value, as_module, tmp_path):
+    """A user error ends the script with one `error: ...` line naming the bad value and a non-zero status."""
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "clip.mp4").write_bytes(b"")  # indexed, never decoded: the match model fails to load before
+    if flag != "--filter_ratio":
+        bad_value = str(tmp_path / bad_value)
+    arguments = {"--videos": str(videos), "--output_dir": str(tmp_path / "out"), "--captioner": "none", flag: bad_value}
+    # as a module from the repository root, and as a file from elsewhere (the script finds the repository itself)
+    command = ["-m", "dataset_scripts.build_text_bags"] if as_module else [str(BUILD_SCRIPT)]
+    command = [sys.executable, *command, *(item for pair in arguments.items() for item in pair)]
+    env = {**{key: value for key, value in os.environ.items() if key != "MAXI_DEBUG"}, "HF_HUB_OFFLINE": "1"}
+    cwd = REPO_ROOT if as_module else tmp_path
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("error: ") and bad_value in last_line, result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_extra_verbs_extend_the_dictionary(tmp_path):
     extra = tmp_path / "extra.txt"
     extra.write_text("Air Drumming\nsip\nwander\n", encoding="utf-8")
-    names, added = build_text_bags.build_dictionary("minikinetics", str(extra))
+    names, added = text_bags.build_dictionary("minikinetics", str(extra))
     assert added == 2 and names[-2:] == ["sip", "wander"] and len(names) == 202
 
 
@@ -591,14 +629,39 @@ def test_corpus_verbs_for_an_over_specified_dictionary(tmp_path):
         encoding="utf-8",
     )
     output = tmp_path / "extra.txt"
-    verbs = extract_corpus_verbs.main(
-        ["--captions", str(captions), "--output", str(output), "--top-k", "3", "--min-count", "1", "--chunk-size", "2"]
+    verbs = extract_verbs_script.main(
+        [
+            "--captions",
+            str(captions),
+            "--output_file",
+            str(output),
+            "--cache_dir",
+            str(tmp_path / "hf_cache"),
+            "--selection",
+            "most_frequent",
+            "--num_verbs",
+            "3",
+            "--min_count",
+            "1",
+            "--batch_size",
+            "2",
+            "--forms",
+            "lemma",
+            "--no_include_phrases",
+            "--exclude_dictionary",
+            "k400",
+        ]
     )
     assert verbs == ["ride", "swim", "jump"]  # 2, 2 (alphabetical tie) and 1 captions
     assert output.read_text(encoding="utf-8").splitlines() == verbs
-    assert select_verbs(Counter({"ride": 3, "swim": 3, "run": 1}), 5, 2, exclude=["Swim"]) == ["ride"]
-    with pytest.raises(ValueError, match="top_k"):
-        select_verbs(Counter(), 0)
+    counts = Counter({"ride": 3, "swim": 3, "run": 1})
+    assert select_corpus_verbs(counts, 5, "most_frequent", min_count=2, exclude=["Swim"]) == ["ride"]
+    with pytest.raises(ValueError, match="num_verbs"):
+        select_corpus_verbs(Counter(), 0, "most_frequent")
+    with pytest.raises(ValueError, match="num_verbs 5 exceeds the 1"):  # a random sample cannot exceed the entries
+        select_corpus_verbs(counts, 5, "random", min_count=2, exclude=["Swim"])
+    with pytest.raises(ValueError, match="'alphabetical'"):
+        select_corpus_verbs(counts, 1, "alphabetical")
 
 
 def test_push_to_hub_uploads_only_the_published_files(tmp_path, monkeypatch):

@@ -4,7 +4,7 @@ Steps (each reuses its output when rerun with the same settings):
 
 1. generate the toy action-video world (`toy_world.world`: real H.264 mp4 files, labels for evaluation only);
 2. pretrain or load the object-biased base model (`toy_world.base_pretraining`, cached by settings hash);
-3. build the text bags with the real pipeline (`dataset_scripts.build_text_bags`: CLIP matching with prompt
+3. build the text bags with the real pipeline (`modeling_maxi.text_bags.build_text_bags`: CLIP matching with prompt
    ensembling -> transductive refinement of the classes over the unlabeled clips (one Gaussian per action with a
    shared covariance, fitted by EM from the matches; not in the paper, see `modeling_maxi.text_bags.refinement`) ->
    expansion through the OpenAI client, answered by a loopback server that serves a static, clearly
@@ -203,8 +203,8 @@ def pretrain_base(args: DemoArguments, world_dir: Path) -> Path:
 
 
 def build_text_bags(args: DemoArguments, world_dir: Path, base_dir: Path) -> tuple[Path, dict]:
-    """Runs the real text-bag pipeline; the LLM is the loopback phrase-table server (see the module docstring)."""
-    from dataset_scripts import build_text_bags as pipeline
+    """Runs the real text-bag build; the LLM is the loopback phrase-table server (see the module docstring)."""
+    from modeling_maxi import text_bags
     from toy_world.llm_server import OpenAICompatibleServer
     from toy_world.phrase_table import TOY_PHRASE_TABLE
     from toy_world.world import TOY_CAPTION_TEMPLATES
@@ -216,25 +216,25 @@ def build_text_bags(args: DemoArguments, world_dir: Path, base_dir: Path) -> tup
     templates_path.parent.mkdir(parents=True, exist_ok=True)
     templates_path.write_text("\n".join(TOY_CAPTION_TEMPLATES) + "\n", encoding="utf-8")
     with OpenAICompatibleServer(phrase_table=TOY_PHRASE_TABLE) as server:
-        record = pipeline.main(
-            [
-                "--videos", str(world_dir / "splits" / "train.txt"),
-                "--video_root", str(world_dir),
-                "--dictionary", str(world_dir / "labels" / "actions.csv"),
-                "--prompt_templates", str(templates_path),
-                "--clip_model", str(base_dir),
-                "--num_frames", str(args.num_frames),
-                "--llm_model", PHRASE_TABLE_MODEL,
-                "--llm_base_url", server.base_url,
-                "--llm_cache_dir", str(Path(args.output_dir) / "llm_cache"),
-                "--captioner", "none",
-                "--filter_ratio", str(args.filter_ratio),
-                "--filter_score", args.filter_score,
-                "--match_refinement_steps", str(args.match_refinement_steps),
-                "--match_refinement_method", args.match_refinement_method,
-                "--output_dir", str(bags_dir),
-            ]
+        build_args = text_bags.TextBagBuildArguments(
+            videos=str(world_dir / "splits" / "train.txt"),
+            video_root=str(world_dir),
+            dictionary=str(world_dir / "labels" / "actions.csv"),
+            prompt_templates=str(templates_path),
+            clip_model=str(base_dir),
+            num_frames=args.num_frames,
+            llm_model=PHRASE_TABLE_MODEL,
+            llm_base_url=server.base_url,
+            llm_cache_dir=str(Path(args.output_dir) / "llm_cache"),
+            captioner="none",
+            filter_ratio=args.filter_ratio,
+            filter_score=args.filter_score,
+            match_refinement_steps=args.match_refinement_steps,
+            match_refinement_method=args.match_refinement_method,
+            output_dir=str(bags_dir),
         )
+        with text_bags.build_log(bags_dir):
+            record = text_bags.build_text_bags(build_args)
     return bags_dir, record
 
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Publish stage: text bags as a parquet `DatasetDict` per configuration, with a dataset card.
 
 The output folder loads with `datasets.load_dataset(folder)` (default configuration) and
@@ -305,6 +306,7 @@ def push_text_bags_to_hub(output_dir: str | Path, repo_id: str, private: bool = 
     )
     logger.info("Pushed the text bags to https://huggingface.co/datasets/%s", repo_id)
     return commit
+
 
 def load_text_bags(
     name_or_path: str | Path, config_name: str | None = None, split: str = "train", cache_dir: str | None = None
