@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Zero-shot evaluation end to end on generated mp4 datasets in the protocol's formats: the reported metrics must equal
 the ones computed here from the model's own logits, and missing / unreadable videos must be reported."""
 
@@ -14,11 +15,13 @@ from modeling_maxi.evaluation import (
     VideoSample,
     evaluate_splits,
     format_markdown_table,
+    load_evaluation_model,
     load_split,
     predict_split,
 )
 from tests.helpers.videos import make_moving_square_frames, write_corrupt_video, write_video
-from training.evaluate_zero_shot import run_evaluation as evaluate_main
+from tests.test_train_fixtures import assert_script_fails_with_one_line
+from training.evaluate_zero_shot import main as evaluate_main
 
 CLASS_NAMES = ["run", "jump", "swim", "eat", "sleep", "dance"]
 NUM_VIDEOS = 8
@@ -207,14 +210,24 @@ def test_cli_validates_dataset_arguments(tmp_path, tiny_model_dir):
                        "--ensemble-base", str(tiny_model_dir), "--ensemble-ratio", "1.5"])  # fmt: skip
 
 
+def test_script_user_error_ends_in_one_line(tmp_path):
+    """A missing split file: exit status 1 and one `error:` line naming it, before any model is loaded."""
+    (tmp_path / "labels.csv").write_text("id,name\n0,run\n")
+    missing = tmp_path / "no_such_split.txt"
+    argv = ["--model", str(tmp_path / "no_model"), "--video-root", str(tmp_path), "--labels",
+            str(tmp_path / "labels.csv"), "--split-file", str(missing),
+            "--output-dir", str(tmp_path / "out")]  # fmt: skip
+    assert_script_fails_with_one_line("evaluate_zero_shot.py", argv, str(missing))
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("ratio", [1.0, 0.25])
 def test_cli_weight_space_ensemble_mixes_the_base_in(tmp_path, tiny_model_dir, ratio):
     from tests.helpers.tiny_models import save_tiny_model
-    from training.evaluate_zero_shot import ModelArguments, load_model_and_processor
 
     base_dir = save_tiny_model(tmp_path / "base", seed=7)
-    model, _ = load_model_and_processor(
-        ModelArguments(model=str(tiny_model_dir), ensemble_base=str(base_dir), ensemble_ratio=ratio, device="cpu")
+    model, _ = load_evaluation_model(
+        str(tiny_model_dir), ensemble_base=str(base_dir), ensemble_ratio=ratio, device="cpu"
     )
     base = MaxiVideoCLIPModel.from_pretrained(base_dir).state_dict()
     finetuned = MaxiVideoCLIPModel.from_pretrained(tiny_model_dir).state_dict()

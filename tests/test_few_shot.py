@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Few-shot training (CE over class prompts) on a tiny model and generated videos, evaluated with the zero-shot
 machinery."""
 
@@ -8,10 +9,11 @@ import torch
 from transformers import HfArgumentParser
 
 from modeling_maxi import MaxiVideoCLIPModel, MaxiVideoProcessor
-from modeling_maxi.evaluation import PromptClassifier
+from modeling_maxi.evaluation import FewShotTrainingArguments, PromptClassifier
 from tests.helpers.videos import make_moving_square_frames, write_video
-from training.few_shot import DataArguments, FewShotTrainingArguments, ModelArguments
-from training.few_shot import run_few_shot as few_shot_main
+from tests.test_train_fixtures import assert_script_fails_with_one_line
+from training.few_shot import DataArguments, ModelArguments
+from training.few_shot import main as few_shot_main
 
 CLASS_NAMES = ["run", "jump", "swim"]
 
@@ -112,3 +114,11 @@ def test_paper_defaults():
     assert training_args.per_device_train_batch_size == 64
     assert training_args.num_train_epochs == 50
     assert training_args.lr_scheduler_type == "cosine"
+
+
+def test_script_user_error_ends_in_one_line(few_shot_data, tmp_path):
+    """A K without a K-shot list: exit status 1 and one `error:` line naming the bad value, before any model loads."""
+    argv = ["--model", str(tmp_path / "no_model"), "--video-root", str(few_shot_data / "videos"), "--dataset",
+            "hmdb51", "--shots", "3", "--output-dir", str(tmp_path / "out")]  # fmt: skip
+    assert_script_fails_with_one_line("few_shot.py", argv, "shots=3")
+    assert not (tmp_path / "out" / "model.safetensors").exists()

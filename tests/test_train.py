@@ -1,4 +1,6 @@
-"""End-to-end tests of training/train.py on a tiny model and generated videos."""
+# SPDX-License-Identifier: Apache-2.0
+"""End-to-end tests of training/train.py (a thin script over `modeling_maxi.training`) on a tiny model and generated
+videos."""
 
 import json
 import os
@@ -15,12 +17,18 @@ from transformers import AutoModel, AutoProcessor
 
 import modeling_maxi  # noqa: F401  (registers the Auto classes)
 from modeling_maxi import MaxiVideoCLIPModel, MaxiVideoProcessor
+from modeling_maxi.cli import parse_script_arguments
 from modeling_maxi.loss import mil_nce_loss
+from modeling_maxi.training import MaxiTrainer, MaxiTrainingArguments
 from modeling_maxi.training.data import TextBagCollator, TextBagVideoDataset, prepare_text_bag_dataset
 from modeling_maxi.training.retrieval import video_to_bag_retrieval_accuracy
 from tests.helpers.tiny_models import save_tiny_model
-from tests.test_train_fixtures import build_text_bag_dataset, save_text_bag_dataset
-from training.train import MaxiTrainer, MaxiTrainingArguments, main, parse_args
+from tests.test_train_fixtures import (
+    assert_script_fails_with_one_line,
+    build_text_bag_dataset,
+    save_text_bag_dataset,
+)
+from training.train import DataArguments, ModelArguments, main
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "training" / "configs" / "maxi_vitb16_k400.yaml"
@@ -51,6 +59,11 @@ def _args(workspace, output_dir, *extra):
         "--output_dir", str(output_dir),
         *extra,
     ]  # fmt: skip
+
+
+def parse_args(argv):
+    """The script's three argument dataclasses, parsed as `main` parses them."""
+    return parse_script_arguments((ModelArguments, DataArguments, MaxiTrainingArguments), argv)
 
 
 def _losses(trainer):
@@ -99,6 +112,16 @@ def test_bad_arguments_fail_fast(flags, message, tmp_path):
         parse_args(["--output_dir", str(tmp_path), "--use_cpu", "true", *flags])
 
 
+def test_script_user_error_ends_in_one_line(tmp_path):
+    """A missing dataset folder: exit status 1 and one `error:` line naming it, before any model is loaded (bad
+    values end the same way: they are refused while parsing, see `test_bad_arguments_fail_fast`)."""
+    argv = ["--dataset_name", "./no_such_bags_folder", "--output_dir", str(tmp_path / "out"), "--use_cpu", "true",
+            "--report_to", "none"]  # fmt: skip
+    expected = ("--dataset_name './no_such_bags_folder'", "no such folder")
+    assert_script_fails_with_one_line("train.py", argv, *expected, cwd=tmp_path)
+    assert not (tmp_path / "out").exists()
+
+
 def test_missing_dataset_column_fails_fast(workspace, tmp_path):
     root, _, _ = workspace
     broken = build_text_bag_dataset(tmp_path, videos_per_class=1).remove_columns("matched_text")
@@ -130,7 +153,8 @@ def test_resume_continues_with_identical_losses_and_exports_ensembled_folder(wor
     # Export: Hub-ready folder whose weights are 0.2 x base + 0.8 x fine-tuned (the step-4 checkpoint).
     out = tmp_path / "full"
     config = json.loads((out / "config.json").read_text())
-    assert config["auto_map"]["AutoModel"].endswith("MaxiVideoCLIPModel") and config["num_frames"] == 2
+    assert config["auto_map"]["AutoModel"].endswith("MaxiVideoCLIPModel")
+    assert AutoProcessor.from_pretrained(out).num_frames == 2  # the processor owns frame sampling
     for name in ("model.safetensors", "modeling_maxi_video_clip.py", "configuration_maxi_video_clip.py", "README.md"):
         assert (out / name).is_file(), name
     loaded = AutoModel.from_pretrained(out)
@@ -223,7 +247,7 @@ def test_accelerate_launch_cpu_smoke(workspace, tmp_path, num_processes):
     out, log = _launch(workspace, tmp_path, num_processes)
     assert f"Total train batch size (w. parallel, distributed & accumulation) = {4 * num_processes}" in log
     model = AutoModel.from_pretrained(out)
-    assert isinstance(model, MaxiVideoCLIPModel) and model.config.num_frames == 2
+    assert isinstance(model, MaxiVideoCLIPModel) and AutoProcessor.from_pretrained(out).num_frames == 2
     assert (out / "README.md").is_file() and (out / "train_results.json").is_file()
     shutil.rmtree(out)
 

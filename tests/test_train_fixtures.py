@@ -1,4 +1,6 @@
-"""Builders shared by the training tests: a small text-bag dataset of generated videos (no tests in this module).
+# SPDX-License-Identifier: Apache-2.0
+"""Builders shared by the training tests: a small text-bag dataset of generated videos, and a runner that checks how a
+script of `training/` ends on a user error (no tests in this module).
 
 Four visual classes with distinct stripe patterns (orientation / frequency survive crops, flips, colour jitter and
 greyscale); each class has its own informative bag words.
@@ -6,12 +8,17 @@ greyscale); each class has its own informative bag words.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 from datasets import Dataset
 
 from tests.helpers.videos import write_corrupt_video, write_video
+
+REPO = Path(__file__).resolve().parents[1]
 
 CLASS_NAMES = ("swim", "run", "cook", "sing")
 CLASS_WORDS = {
@@ -106,3 +113,20 @@ def save_text_bag_dataset(root: str | Path, **kwargs) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     dataset.to_parquet(str(target / "train-00000-of-00001.parquet"))
     return target
+
+
+def assert_script_fails_with_one_line(script: str, argv: list[str], *expected: str, cwd: Path | None = None) -> str:
+    """Runs `python training/<script> argv` and checks a user error ends it as `run_script` promises: a non-zero exit
+    status, a last stderr line `error: ...` holding every `expected` text, and no traceback. Returns that line."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    env.pop("MAXI_DEBUG", None)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    command = [sys.executable, str(REPO / "training" / script), *argv]
+    result = subprocess.run(command, cwd=cwd or REPO, env=env, capture_output=True, text=True, timeout=300)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode != 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert lines and lines[-1].startswith("error: "), result.stderr[-2000:]
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    for text in expected:
+        assert text in lines[-1], (text, lines[-1])
+    return lines[-1]

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Zero-shot action recognition evaluation of a MAXI (or any CLIP) checkpoint with the protocol of ViFi-CLIP / MAXI:
 one view per video (segment-centre frames, centre crop), one prompt per class ("a photo of a {}."), top-1/top-5 accuracy
 (mAP on Charades), mean ± std over the official splits.
@@ -8,6 +9,7 @@ one view per video (segment-centre frames, centre crop), one prompt per class ("
 A dataset that is not built in: `--labels classes.csv --split-file test.txt [--multi-label]`. Arguments may also come
 from one JSON or YAML file (`python -m training.evaluate_zero_shot eval.yaml`). Writes `<output_dir>/zero_shot_<dataset>
 .json` (per-split metrics, video counts, the missing/unreadable videos) and `.md` (a table for the model card).
+Every step is a call into `modeling_maxi.evaluation`.
 """
 
 import logging
@@ -15,25 +17,18 @@ import sys
 from dataclasses import dataclass, field
 from typing import Literal
 
-import torch
 import transformers
 from transformers import set_seed
 
-from modeling_maxi import MaxiVideoCLIPModel, MaxiVideoProcessor, weight_space_ensemble
-from modeling_maxi.cli import parse_script_arguments
+from modeling_maxi.cli import parse_script_arguments, run_script
 from modeling_maxi.evaluation import (
     DEFAULT_TEMPLATE,
-    evaluate_splits,
-    format_markdown_table,
-    get_dataset_spec,
-    load_custom_split,
-    load_split,
-    save_results,
+    load_evaluation_model,
+    load_evaluation_splits,
+    run_zero_shot_evaluation,
 )
 
 logger = logging.getLogger(__name__)
-
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 @dataclass
@@ -53,6 +48,10 @@ class ModelArguments:
     dtype: Literal["float32", "float16", "bfloat16"] = field(
         default="float32", metadata={"help": "Model weights' dtype for inference."}
     )
+
+    def __post_init__(self):
+        if not 0.0 <= self.ensemble_ratio <= 1.0:
+            raise ValueError(f"--ensemble-ratio must be in [0, 1], got {self.ensemble_ratio}.")
 
 
 @dataclass
@@ -102,47 +101,8 @@ class EvaluationArguments:
     seed: int = field(default=0, metadata={"help": "Seed (evaluation itself is deterministic)."})
 
 
-def load_model_and_processor(args: ModelArguments) -> tuple[MaxiVideoCLIPModel, MaxiVideoProcessor]:
-    """Loads the model (weight-space ensembled with `ensemble_base` when given) and its processor."""
-    if not 0.0 <= args.ensemble_ratio <= 1.0:
-        raise ValueError(f"--ensemble-ratio must be in [0, 1], got {args.ensemble_ratio}.")
-    model = MaxiVideoCLIPModel.from_pretrained(args.model)
-    processor = MaxiVideoProcessor.from_pretrained(args.model)
-    if args.ensemble_base is not None:
-        base = MaxiVideoCLIPModel.from_pretrained(args.ensemble_base)
-        model = weight_space_ensemble(base, model, ratio=args.ensemble_ratio)
-        del base
-        logger.info("Ensembled %s with %s (base ratio %.2f).", args.model, args.ensemble_base, args.ensemble_ratio)
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    return model.to(device=device, dtype=DTYPES[args.dtype]).eval(), processor
-
-
-def load_eval_splits(args: DataArguments) -> list:
-    """The splits to evaluate: a built-in dataset's (all, or `--splits`) or one custom split."""
-    if args.dataset is not None and (args.labels or args.split_file):
-        raise ValueError("Give either --dataset or --labels with --split-file, not both.")
-    if args.dataset is None:
-        if not (args.labels and args.split_file):
-            raise ValueError("Give --dataset (a built-in dataset) or both --labels and --split-file.")
-        if args.splits:
-            raise ValueError(f"--splits {args.splits} only applies to built-in datasets; a custom dataset has one.")
-        split = load_custom_split(
-            args.labels, args.split_file, args.multi_label, args.dataset_name, args.split_camel_case
-        )
-        return [split]
-    spec = get_dataset_spec(args.dataset)
-    names = args.splits or list(spec.splits)
-    unknown = [name for name in names if name not in spec.splits]
-    if unknown:
-        raise ValueError(f"{spec.name} has splits {sorted(spec.splits)}; unknown --splits {unknown}.")
-    return [
-        load_split(spec.name, name, args.split_camel_case, fix_label_errors=not args.keep_protocol_label_errors)
-        for name in names
-    ]
-
-
-def run_evaluation(argv: list[str] | None = None) -> dict:
-    """Parses `argv` (the command line by default), runs, and returns the results dict that is also written."""
+def main(argv: list[str] | None = None) -> dict:
+    """Parses `argv` (the command line by default), evaluates, and returns the results dict that is also written."""
     arguments = (ModelArguments, DataArguments, EvaluationArguments)
     model_args, data_args, eval_args = parse_script_arguments(arguments, argv)
 
@@ -157,20 +117,33 @@ def run_evaluation(argv: list[str] | None = None) -> dict:
     transformers.utils.logging.enable_explicit_format()
     set_seed(eval_args.seed)
 
-    splits = load_eval_splits(data_args)
-    logger.info(
-        "Evaluating %s on %s splits %s (%s videos).",
-        model_args.model,
-        splits[0].display_name,
-        [s.split for s in splits],
-        [len(s.samples) for s in splits],
+    splits = load_evaluation_splits(
+        data_args.dataset,
+        data_args.splits,
+        data_args.labels,
+        data_args.split_file,
+        data_args.multi_label,
+        data_args.dataset_name,
+        data_args.split_camel_case,
+        fix_label_errors=not data_args.keep_protocol_label_errors,
     )
-    model, processor = load_model_and_processor(model_args)
-    results = evaluate_splits(
+    model, processor = load_evaluation_model(
+        model_args.model, model_args.ensemble_base, model_args.ensemble_ratio, model_args.device, model_args.dtype
+    )
+    ensemble = {"base": model_args.ensemble_base, "ratio": model_args.ensemble_ratio}
+    run_info = {
+        "model": model_args.model,
+        "ensemble": ensemble if model_args.ensemble_base else None,
+        "protocol_label_errors_kept": data_args.keep_protocol_label_errors,
+        "split_camel_case": data_args.split_camel_case,
+    }
+    return run_zero_shot_evaluation(
         model,
         processor,
         splits,
         data_args.video_root,
+        eval_args.output_dir,
+        run_info,
         num_frames=eval_args.num_frames,
         template=eval_args.template,
         metrics_dir=eval_args.metrics_dir,
@@ -178,21 +151,7 @@ def run_evaluation(argv: list[str] | None = None) -> dict:
         num_workers=eval_args.num_workers,
         missing_videos=eval_args.missing_videos,
     )
-    results["model"] = model_args.model
-    results["ensemble"] = (
-        {"base": model_args.ensemble_base, "ratio": model_args.ensemble_ratio} if model_args.ensemble_base else None
-    )
-    results["protocol_label_errors_kept"] = data_args.keep_protocol_label_errors
-    results["split_camel_case"] = data_args.split_camel_case
-    json_path, markdown_path = save_results(results, eval_args.output_dir)
-    logger.info("Results written to %s and %s\n%s", json_path, markdown_path, format_markdown_table(results))
-    return results
-
-
-def main() -> None:
-    """Console entry point."""
-    run_evaluation()
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -1,5 +1,7 @@
+# SPDX-License-Identifier: Apache-2.0
 """Evaluation of MAXI video CLIP models with the zero-shot / few-shot action recognition protocol: built-in benchmark
-registry and split files, the batched single-view evaluation loop, metrics and result tables."""
+registry and split files, the batched single-view evaluation loop, metrics and result tables, a whole zero-shot run
+(model, splits, results written) and few-shot fine-tuning (paper sec. 4.4)."""
 
 from .datasets import (
     DATASET_REGISTRY,
@@ -15,7 +17,15 @@ from .datasets import (
     read_split_file,
     split_camel_case,
 )
-from .few_shot import PromptClassifier, few_shot_collate, few_shot_train_dataset
+from .few_shot import (
+    FewShotTrainingArguments,
+    PromptClassifier,
+    evaluate_few_shot,
+    few_shot_collate,
+    few_shot_train_dataset,
+    load_few_shot_splits,
+    train_few_shot,
+)
 from .metrics import compute_metrics, default_metrics_dir, load_metric, multi_hot
 from .results import build_results, format_markdown_table, save_results, summarize_splits
 from .zero_shot_eval import (
@@ -31,12 +41,15 @@ from .zero_shot_eval import (
     score_predictions,
     video_class_logits,
 )
+from .zero_shot_run import EVALUATION_DTYPES, load_evaluation_model, load_evaluation_splits, run_zero_shot_evaluation
 
 __all__ = [
     "DATASET_REGISTRY",
     "DEFAULT_TEMPLATE",
     "DatasetSpec",
+    "EVALUATION_DTYPES",
     "EvalSplit",
+    "FewShotTrainingArguments",
     "PromptClassifier",
     "SplitPredictions",
     "SplitSpec",
@@ -51,20 +64,26 @@ __all__ = [
     "encode_class_names",
     "evaluate_split",
     "evaluate_splits",
+    "evaluate_few_shot",
     "few_shot_collate",
     "few_shot_train_dataset",
     "format_markdown_table",
     "get_dataset_spec",
     "load_custom_split",
+    "load_evaluation_model",
+    "load_evaluation_splits",
     "load_few_shot_split",
+    "load_few_shot_splits",
     "load_metric",
     "load_split",
     "multi_hot",
     "predict_split",
     "read_split_file",
+    "run_zero_shot_evaluation",
     "save_results",
     "score_predictions",
     "split_camel_case",
     "summarize_splits",
+    "train_few_shot",
     "video_class_logits",
 ]

@@ -1,4 +1,4 @@
-# Copyright 2026 The MAXI authors and contributors. Licensed under the Apache License, Version 2.0.
+# SPDX-License-Identifier: Apache-2.0
 """Training data for MAXI: text-bag datasets -> augmented frame stacks + fixed-size bags of prompts.
 
 A row of a text-bag dataset (see ``modeling_maxi.text_bags.publishing``) holds ``video_path``, ``matched_label``,
@@ -228,6 +228,14 @@ def build_train_transform(
     return v2.Compose([*steps, v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(image_mean), list(image_std))])
 
 
+def _crop_height(crop_size) -> int:
+    """The height of an image processor's `crop_size` (an int, a `SizeDict` or a dict)."""
+    if isinstance(crop_size, int):
+        return crop_size
+    height = getattr(crop_size, "height", None)
+    return int(height if height is not None else crop_size["height"])
+
+
 class TextBagVideoDataset(torch.utils.data.Dataset):
     """Map-style dataset over a prepared text-bag dataset.
 
@@ -280,6 +288,15 @@ class TextBagVideoDataset(torch.utils.data.Dataset):
         self.transform = build_train_transform(
             image_size, image_mean, image_std, augment=training, augmentations=self.augmentations
         )
+
+    @classmethod
+    def from_processor(cls, dataset, processor, video_root: str | None, num_frames: int, bag_size: int, **kwargs):
+        """The dataset with the frame size and normalisation of `processor` (a [`MaxiVideoProcessor`]); `kwargs` are
+        the remaining arguments (`seed`, `training`, `video_backend`, `augmentations`)."""
+        image_processor = processor.image_processor
+        image_size = _crop_height(image_processor.crop_size)
+        mean, std = image_processor.image_mean, image_processor.image_std
+        return cls(dataset, video_root, num_frames, bag_size, image_size, mean, std, **kwargs)
 
     def __len__(self) -> int:
         return len(self.dataset)

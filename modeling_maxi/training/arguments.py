@@ -1,0 +1,73 @@
+# SPDX-License-Identifier: Apache-2.0
+"""`MaxiTrainingArguments`: transformers' `TrainingArguments` plus the settings of the MAXI objective and export."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from transformers import TrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
+
+from ..loss import LOSS_VARIANTS
+
+__all__ = ["MaxiTrainingArguments", "find_resume_checkpoint"]
+
+
+@dataclass
+class MaxiTrainingArguments(TrainingArguments):
+    """
+    `TrainingArguments` plus the MAXI objective's settings (paper sec. 3.3 and 4.2).
+
+    Args:
+        loss_variant (`str`, defaults to `"mil_nce"`): One of `modeling_maxi.loss.LOSS_VARIANTS` (Eq. 2 and the
+            Table-7 objectives).
+        temperature_init (`float`, *optional*, defaults to 0.02): Initial temperature sigma (the logit scale starts at
+            `1 / sigma`); `None` keeps the model's.
+        learn_temperature (`bool`, defaults to `True`): Train the temperature with the encoders.
+        max_logit_scale (`float`, defaults to 100): Upper clamp of the logit scale, as CLIP.
+        freeze_vision_encoder, freeze_text_encoder (`bool`, defaults to `False`): Keep a tower fixed.
+        ensemble_ratio (`float`, defaults to 0.2): Weight of the base model in the exported weights (sec. 4.2; 0
+            exports the fine-tuned weights).
+        remove_unused_columns (`bool`, defaults to `False`): Kept `False`: the collator builds the batches.
+    """
+
+    loss_variant: str = field(
+        default="mil_nce", metadata={"help": f"Objective, one of {', '.join(LOSS_VARIANTS)} (paper: mil_nce)."}
+    )
+    temperature_init: float | None = field(
+        default=0.02, metadata={"help": "Initial temperature sigma (logit scale 1/sigma); None keeps the model's."}
+    )
+    learn_temperature: bool = field(default=True, metadata={"help": "Train the temperature with the encoders."})
+    max_logit_scale: float = field(default=100.0, metadata={"help": "Upper clamp of the logit scale, as CLIP."})
+    freeze_vision_encoder: bool = field(default=False, metadata={"help": "Keep the vision tower fixed."})
+    freeze_text_encoder: bool = field(default=False, metadata={"help": "Keep the text tower fixed."})
+    ensemble_ratio: float = field(
+        default=0.2, metadata={"help": "Weight of the base model in the exported weights (paper: 0.2; 0 disables)."}
+    )
+    remove_unused_columns: bool = field(default=False, metadata={"help": "Kept False: batches are built here."})
+
+    def __post_init__(self):
+        if self.loss_variant not in LOSS_VARIANTS:
+            raise ValueError(f"--loss_variant {self.loss_variant!r} unknown; choose from {', '.join(LOSS_VARIANTS)}.")
+        if self.temperature_init is not None and not self.temperature_init > 0:
+            raise ValueError(f"--temperature_init must be > 0, got {self.temperature_init}.")
+        if not 0 <= self.ensemble_ratio <= 1:
+            raise ValueError(f"--ensemble_ratio must be in [0, 1], got {self.ensemble_ratio}.")
+        if not self.max_logit_scale > 0:
+            raise ValueError(f"--max_logit_scale must be > 0, got {self.max_logit_scale}.")
+        if self.dataloader_persistent_workers:
+            raise ValueError(
+                "--dataloader_persistent_workers is not supported: workers must see the epoch, which seeds frame "
+                "offsets, augmentation and bag sampling."
+            )
+        super().__post_init__()
+
+
+def find_resume_checkpoint(training_args: TrainingArguments) -> str | None:
+    """The checkpoint a run resumes from: `--resume_from_checkpoint`, else the last `checkpoint-*` in `output_dir`."""
+    if training_args.resume_from_checkpoint is not None:
+        return training_args.resume_from_checkpoint
+    if training_args.output_dir is None or not os.path.isdir(training_args.output_dir):
+        return None
+    return get_last_checkpoint(training_args.output_dir)

@@ -1,0 +1,111 @@
+# SPDX-License-Identifier: Apache-2.0
+"""What the model card of a fine-tuned checkpoint says: its fields (provenance, training settings, dataset) and the
+card rendered from them (the template itself is filled by `modeling_maxi.model_card`)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..model_card import MAXI_CITATION, render_model_card
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["card_fields", "render_training_model_card"]
+
+DEFAULT_BASE_MODEL = "openai/clip-vit-base-patch16"
+DEFAULT_PROVENANCE = "Fine-tuned with `training/train.py` of the MAXI release."
+
+
+def _provenance(base_model: str, training_args, metrics: Mapping[str, Any]) -> str:
+    lines = [
+        f"- Fine-tuned from `{base_model}` with `training/train.py` (MAXI release), loss "
+        f"`{training_args.loss_variant}`, {metrics.get('train_steps', 'n/a')} optimisation steps.",
+        f"- Training videos: {metrics.get('train_videos', 'n/a')}; unreadable videos skipped: "
+        f"{metrics.get('skipped_videos', 0)}.",
+    ]
+    if training_args.ensemble_ratio > 0:
+        lines.append(
+            f"- Weight-space ensembling: every parameter is `{training_args.ensemble_ratio:g} x base + "
+            f"{1 - training_args.ensemble_ratio:g} x fine-tuned` (paper sec. 4.2)."
+        )
+    else:
+        lines.append("- No weight-space ensembling: these are the fine-tuned weights.")
+    return "\n".join(lines)
+
+
+def _training_config(base_model: str, data_config: Mapping[str, Any], training_args) -> dict[str, Any]:
+    return {
+        "model_name_or_path": base_model,
+        **{key: value for key, value in data_config.items() if value is not None},
+        "loss_variant": training_args.loss_variant,
+        "temperature_init": training_args.temperature_init,
+        "learn_temperature": training_args.learn_temperature,
+        "ensemble_ratio": training_args.ensemble_ratio,
+        "learning_rate": training_args.learning_rate,
+        "lr_scheduler_type": str(training_args.lr_scheduler_type),
+        "optim": str(training_args.optim),
+        "weight_decay": training_args.weight_decay,
+        "num_train_epochs": training_args.num_train_epochs,
+        "max_steps": training_args.max_steps,
+        "per_device_train_batch_size": training_args.per_device_train_batch_size,
+        "gradient_accumulation_steps": training_args.gradient_accumulation_steps,
+        "world_size": training_args.world_size,
+        "global_batch_size": training_args.per_device_train_batch_size
+        * training_args.gradient_accumulation_steps
+        * training_args.world_size,
+        "seed": training_args.seed,
+    }
+
+
+def card_fields(
+    training_args,
+    base_model: str,
+    dataset_name: str | None,
+    data_config: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+) -> dict[str, Any]:
+    """
+    The fields of `render_model_card` for a checkpoint fine-tuned by `MaxiTrainer`.
+
+    Args:
+        training_args (`MaxiTrainingArguments`): The run's training arguments.
+        base_model (`str`): The checkpoint fine-tuned from (also the ensembling base).
+        dataset_name (`str`, *optional*): The text-bag dataset: a Hub id (linked, and listed in the card's metadata)
+            or a local folder.
+        data_config (`Mapping`): The data settings to list in the card's training configuration (`None` values are
+            left out).
+        metrics (`Mapping`): `train_steps`, `train_videos` and `skipped_videos` of the run (missing ones read "n/a").
+    """
+    is_hub_dataset = dataset_name is not None and not os.path.exists(dataset_name)
+    return {
+        "model_id": training_args.hub_model_id or Path(training_args.output_dir).name,
+        "base_model": base_model,
+        "provenance": _provenance(base_model, training_args, metrics),
+        "training_config": _training_config(base_model, data_config, training_args),
+        "dataset_link": (
+            f"https://huggingface.co/datasets/{dataset_name}" if is_hub_dataset else f"local: `{dataset_name}`"
+        ),
+        "dataset_name": dataset_name if is_hub_dataset else None,
+        "eval_table": None,
+    }
+
+
+def render_training_model_card(fields: Mapping[str, Any]) -> str:
+    """The README.md of a fine-tuned checkpoint: `render_model_card(**fields)` (`model_id` is required), or a short
+    card when the package runs without the repository checkout that holds the `model_card.md` template."""
+    fields = dict(fields)
+    fields.setdefault("base_model", DEFAULT_BASE_MODEL)
+    fields.setdefault("provenance", DEFAULT_PROVENANCE)
+    try:
+        return render_model_card(**fields)
+    except FileNotFoundError as error:
+        logger.warning("%s; writing a short model card instead.", error)
+        return (
+            f"---\nlibrary_name: transformers\nbase_model: {fields['base_model']}\ntags:\n- video\n- maxi\n---\n\n"
+            f"# {fields['model_id']}\n\nA `MaxiVideoCLIPModel` (MAXI, Lin et al., ICCV 2023).\n\n"
+            f"## Provenance\n\n{fields['provenance']}\n\n## Citation\n\n```bibtex\n{MAXI_CITATION}\n```\n"
+        )
