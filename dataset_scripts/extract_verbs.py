@@ -24,7 +24,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository's packages importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from modeling_maxi.cli import parse_script_arguments, run_script  # noqa: E402
+from modeling_maxi.cli import parse_script_arguments, run_script, setup_script_logging  # noqa: E402
 from modeling_maxi.dictionaries import load_class_names  # noqa: E402
 from modeling_maxi.text_bags.corpus_verbs import (  # noqa: E402
     VERB_SELECTIONS,
@@ -93,7 +93,7 @@ class ExtractVerbsArguments:
 
 def main(argv: list[str] | None = None) -> list[str]:
     (args,) = parse_script_arguments(ExtractVerbsArguments, argv, description=__doc__.split("\n\n")[0])
-    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
+    setup_script_logging()
     corpus, text_column = load_caption_corpus(args.captions, args.text_column, args.cache_dir)
     counts = count_corpus_verbs(
         corpus,

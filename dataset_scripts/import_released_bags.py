@@ -11,7 +11,6 @@ verbatim; see `modeling_maxi.text_bags.released_bags` for the format and what a 
 
 from __future__ import annotations
 
-import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the repository's packages importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from modeling_maxi.cli import parse_script_arguments, run_script  # noqa: E402
+from modeling_maxi.cli import parse_script_arguments, run_script, setup_script_logging  # noqa: E402
 from modeling_maxi.text_bags import import_released_bags  # noqa: E402
 
 
@@ -43,7 +42,7 @@ class ImportArguments:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     (args,) = parse_script_arguments(ImportArguments, argv, description=__doc__.split("\n\n")[0])
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    setup_script_logging()
     return import_released_bags(
         args.output_dir,
         gpt3_verbs=args.gpt3_verbs,

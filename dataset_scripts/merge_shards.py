@@ -12,7 +12,6 @@ by `build_text_bags.py` (see `modeling_maxi.text_bags.merge_shards`).
 
 from __future__ import annotations
 
-import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the repository's packages importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from modeling_maxi.cli import parse_script_arguments, run_script  # noqa: E402
+from modeling_maxi.cli import parse_script_arguments, run_script, setup_script_logging  # noqa: E402
 from modeling_maxi.text_bags import merge_shards  # noqa: E402
 
 
@@ -44,7 +43,7 @@ class MergeArguments:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     (args,) = parse_script_arguments(MergeArguments, argv, description=__doc__.split("\n\n")[0])
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    setup_script_logging()
     return merge_shards(
         args.shard_dirs,
         args.output_dir,

@@ -12,6 +12,7 @@ from one JSON/YAML file, or from a file plus flags that override it; user errors
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -23,7 +24,18 @@ CONFIG_FLAG = "--config"
 DEBUG_FLAG = "--debug"
 DEBUG_ENV = "MAXI_DEBUG"
 
-__all__ = ["CONFIG_FLAG", "DEBUG_ENV", "DEBUG_FLAG", "parse_script_arguments", "read_config_file", "run_script"]
+LOG_FORMAT = "%(asctime)s - %(levelname)s - %(name)s - %(message)s"
+LOG_DATE_FORMAT = "%m/%d/%Y %H:%M:%S"
+
+__all__ = [
+    "CONFIG_FLAG",
+    "DEBUG_ENV",
+    "DEBUG_FLAG",
+    "parse_script_arguments",
+    "read_config_file",
+    "run_script",
+    "setup_script_logging",
+]
 
 
 def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
@@ -107,3 +119,20 @@ def run_script(main: Callable[[list[str]], Any], argv: Sequence[str] | None = No
             raise
         sys.stderr.write(f"error: {_one_line(error)}  (rerun with {DEBUG_FLAG} or {DEBUG_ENV}=1 for the traceback)\n")
         sys.exit(1)
+
+
+def setup_script_logging(level: int = logging.INFO, library_level: int = logging.WARNING) -> None:
+    """The logging of every script: the script's and this package's records at `level` on stdout, transformers' and
+    datasets' own at `library_level` (a training script passes `TrainingArguments.get_process_log_level()` for both,
+    so replicas stay quiet)."""
+    import transformers
+
+    logging.basicConfig(format=LOG_FORMAT, datefmt=LOG_DATE_FORMAT, handlers=[logging.StreamHandler(sys.stdout)])
+    for name in ("__main__", "modeling_maxi", "training", "dataset_scripts"):
+        logging.getLogger(name).setLevel(level)
+    transformers.utils.logging.set_verbosity(library_level)
+    try:  # an optional dependency (the `data` and `train` extras)
+        import datasets
+    except ImportError:
+        return
+    datasets.utils.logging.set_verbosity(library_level)

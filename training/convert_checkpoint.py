@@ -25,9 +25,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository's packages importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import transformers  # noqa: E402
 
-from modeling_maxi.cli import parse_script_arguments, run_script  # noqa: E402
+from modeling_maxi.cli import parse_script_arguments, run_script, setup_script_logging  # noqa: E402
 from modeling_maxi.configuration_maxi_video_clip import FRAME_POOLING_MODES  # noqa: E402
 from modeling_maxi.conversion import (  # noqa: E402
     REPORT_FILE_NAME,
@@ -102,8 +101,7 @@ class ConversionArguments:
 def main(argv: list[str] | None = None) -> Path:
     # 1. Arguments and logging.
     (args,) = parse_script_arguments(ConversionArguments, argv, description=__doc__.split("\n\n")[0])
-    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
-    transformers.utils.logging.set_verbosity_warning()
+    setup_script_logging()
 
     # 2. Checkpoint + base -> model; the processor alone holds the number of frames.
     model, report = convert_checkpoint(

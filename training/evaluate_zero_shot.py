@@ -13,14 +13,12 @@ Every step is a call into `modeling_maxi.evaluation`.
 """
 
 import logging
-import sys
 from dataclasses import dataclass, field
 from typing import Literal
 
-import transformers
 from transformers import set_seed
 
-from modeling_maxi.cli import parse_script_arguments, run_script
+from modeling_maxi.cli import parse_script_arguments, run_script, setup_script_logging
 from modeling_maxi.evaluation import (
     DEFAULT_TEMPLATE,
     load_evaluation_model,
@@ -106,15 +104,7 @@ def main(argv: list[str] | None = None) -> dict:
     arguments = (ModelArguments, DataArguments, EvaluationArguments)
     model_args, data_args, eval_args = parse_script_arguments(arguments, argv)
 
-    logging.basicConfig(
-        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
-        datefmt="%m/%d/%Y %H:%M:%S",
-        handlers=[logging.StreamHandler(sys.stdout)],
-        level=logging.INFO,
-    )
-    transformers.utils.logging.set_verbosity_warning()
-    transformers.utils.logging.enable_default_handler()
-    transformers.utils.logging.enable_explicit_format()
+    setup_script_logging()
     set_seed(eval_args.seed)
 
     splits = load_evaluation_splits(

@@ -13,14 +13,12 @@ the last checkpoint in `--output-dir` (or `--resume-from-checkpoint`). Another d
 """
 
 import logging
-import sys
 from dataclasses import dataclass, field
 
-import transformers
 from transformers import set_seed
 
 from modeling_maxi import MaxiVideoCLIPModel, MaxiVideoProcessor
-from modeling_maxi.cli import parse_script_arguments, run_script
+from modeling_maxi.cli import parse_script_arguments, run_script, setup_script_logging
 from modeling_maxi.evaluation import (
     DEFAULT_TEMPLATE,
     FewShotTrainingArguments,
@@ -75,15 +73,8 @@ def main(argv: list[str] | None = None) -> dict:
         (ModelArguments, DataArguments, FewShotTrainingArguments), argv
     )
 
-    logging.basicConfig(
-        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
-        datefmt="%m/%d/%Y %H:%M:%S",
-        handlers=[logging.StreamHandler(sys.stdout)],
-        level=logging.INFO,
-    )
-    transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
-    transformers.utils.logging.enable_default_handler()
-    transformers.utils.logging.enable_explicit_format()
+    log_level = training_args.get_process_log_level()
+    setup_script_logging(log_level, log_level)
     set_seed(training_args.seed)
     last_checkpoint = find_resume_checkpoint(training_args)
     if last_checkpoint is not None:

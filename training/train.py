@@ -29,10 +29,9 @@ if __package__ in (None, ""):  # run as a script: the checkout's library comes f
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import datasets  # noqa: E402
-import transformers  # noqa: E402
 from transformers import set_seed  # noqa: E402
 
-from modeling_maxi.cli import parse_script_arguments, run_script  # noqa: E402
+from modeling_maxi.cli import parse_script_arguments, run_script, setup_script_logging  # noqa: E402
 from modeling_maxi.text_bags.filtering import filter_score_field, validate_filter_score  # noqa: E402
 from modeling_maxi.training import (  # noqa: E402
     TEXT_SOURCE_COLUMNS,
@@ -149,16 +148,8 @@ class DataArguments:
 
 def setup_logging(training_args: MaxiTrainingArguments) -> None:
     """Log to stdout at the process's level (`--log_level`, `--log_level_replica`)."""
-    logging.basicConfig(
-        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
-        datefmt="%m/%d/%Y %H:%M:%S",
-        handlers=[logging.StreamHandler(sys.stdout)],
-    )
     log_level = training_args.get_process_log_level()
-    for name in (__name__, "modeling_maxi"):
-        logging.getLogger(name).setLevel(log_level)
-    transformers.utils.logging.set_verbosity(log_level)
-    datasets.utils.logging.set_verbosity(log_level)
+    setup_script_logging(log_level, log_level)
 
 
 def load_train_bags(data_args: DataArguments, cache_dir: str | None) -> datasets.Dataset:
