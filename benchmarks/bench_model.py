@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Speed of MaxiVideoCLIPModel and of the video reader, as ratios measured side by side in one run.
 
 Sections (ViT-B/16-sized configs with random weights, no download, CPU, float32, one video of T frames):
@@ -156,7 +157,7 @@ def build_models(num_frames: int, sections: str):
     pixel_values = torch.randn(1, num_frames, 3, 224, 224)
 
     def maxi_variant(attn_implementation: str = "sdpa", **overrides) -> MaxiVideoCLIPModel:
-        model = MaxiVideoCLIPModel.from_clip(clip, num_frames=num_frames, **overrides)
+        model = MaxiVideoCLIPModel.from_clip(clip, **overrides)
         model.load_state_dict(clip.state_dict(), assign=True)  # share CLIP's tensors instead of holding a copy
         model.set_attn_implementation(attn_implementation)
         return model.eval()
@@ -297,7 +298,7 @@ def run_decode_section(args) -> list[str]:
     import av
 
     lines = [
-        "(e) 16 frames (`strategy=\"segment\"`) from a 10 s 320x240 25 fps H.264 clip (250 frames) vs decoding all "
+        '(e) 16 frames (`strategy="segment"`) from a 10 s 320x240 25 fps H.264 clip (250 frames) vs decoding all '
         "250 frames to RGB with PyAV (`pyav_no_seek`: PyAV from the first frame to the last sampled one, no seeking):",
         "",
         "| clip keyframes | variant | median CPU ms | median wall ms | CPU / full PyAV decode | wall / full |",

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """MAXI (MAtch, eXpand and Improve, ICCV 2023) for the Hugging Face ecosystem.
 
 Importing this package registers `MaxiVideoCLIPConfig`, `MaxiVideoCLIPModel` and `MaxiVideoProcessor` with
@@ -9,22 +10,30 @@ from transformers.pipelines import PIPELINE_REGISTRY
 
 from .configuration_maxi_video_clip import MaxiVideoCLIPConfig
 from .dictionaries import builtin_class_list_names, load_class_names, load_prompt_templates
-from .loss import LOSS_VARIANTS, class_prompt_cross_entropy, distributed_text_bag_loss, gather_features, mil_nce_loss
+from .ensembling import weight_space_ensemble
+from .loss import (  # the other Table-7 objectives: modeling_maxi.loss and TEXT_BAG_LOSSES
+    LOSS_VARIANTS,
+    TEXT_BAG_LOSSES,
+    class_prompt_cross_entropy,
+    distributed_text_bag_loss,
+    gather_features,
+    mil_nce_loss,
+    text_bag_loss,
+)
 from .modeling_maxi_video_clip import (
     MaxiVideoCLIPModel,
     MaxiVideoCLIPOutput,
     MaxiVideoFeaturesOutput,
     average_keys_over_frames,
     pool_frame_embeddings,
-    weight_space_ensemble,
 )
+from .pipelines import ZERO_SHOT_VIDEO_TASK, ZeroShotVideoClassificationPipeline
 from .processing_maxi_video_clip import MaxiVideoProcessor
+from .scoring import video_text_logits, video_text_similarity
 from .video_io import VideoDecodeError, available_backends, read_video_frames, sample_frame_indices
-from .zero_shot import ZeroShotVideoClassificationPipeline, patch_text_similarity, zero_shot_classify
+from .zero_shot import patch_text_similarity, zero_shot_classify
 
 __version__ = "0.1.0"
-
-ZERO_SHOT_VIDEO_TASK = "zero-shot-video-classification"
 
 
 def _register_with_transformers() -> None:
@@ -48,6 +57,8 @@ _register_with_transformers()
 
 __all__ = [
     "LOSS_VARIANTS",
+    "TEXT_BAG_LOSSES",
+    "ZERO_SHOT_VIDEO_TASK",
     "MaxiVideoCLIPConfig",
     "MaxiVideoCLIPModel",
     "MaxiVideoCLIPOutput",
@@ -68,6 +79,9 @@ __all__ = [
     "pool_frame_embeddings",
     "read_video_frames",
     "sample_frame_indices",
+    "text_bag_loss",
+    "video_text_logits",
+    "video_text_similarity",
     "weight_space_ensemble",
     "zero_shot_classify",
 ]

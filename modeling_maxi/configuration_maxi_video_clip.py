@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Configuration of MAXI's video CLIP (`MaxiVideoCLIPConfig`)."""
 
 import math
@@ -32,9 +33,6 @@ class MaxiVideoCLIPConfig(CLIPConfig):
             Checkpoints loaded with `from_pretrained` keep their trained value.
         initializer_factor (`float`, *optional*, defaults to 1.0):
             Factor applied to all weight initialisations, as for [`CLIPConfig`].
-        num_frames (`int`, *optional*, defaults to 16):
-            Number of frames T sampled per video by the processor (paper: 16 for training and zero-shot
-            evaluation, 32 for few-shot).
         frame_pooling (`str`, *optional*, defaults to `"mean"`):
             How projected frame embeddings `(B, T, D)` become one video embedding: `"mean"` (paper sec. 3.1, as
             ViFi-CLIP), `"max"` (element-wise max over frames) or `"none"` (no pooling: the video embedding stays
@@ -51,27 +49,31 @@ class MaxiVideoCLIPConfig(CLIPConfig):
     ```python
     >>> from modeling_maxi import MaxiVideoCLIPConfig, MaxiVideoCLIPModel
 
-    >>> config = MaxiVideoCLIPConfig(num_frames=8, cross_frame_layers=2)
+    >>> config = MaxiVideoCLIPConfig(cross_frame_layers=2)
     >>> model = MaxiVideoCLIPModel(config)
     ```"""
 
     model_type = "maxi_video_clip"
 
     logit_scale_init_value: float | int | None = PAPER_LOGIT_SCALE_INIT
-    num_frames: int = 16
     frame_pooling: str = "mean"
     cross_frame_layers: int = 0
     cross_frame_offsets: list[int] | tuple[int, ...] = (-1, 0, 1)
 
+    def __post_init__(self, **kwargs):
+        # Configs saved before the processor alone owned frame sampling hold `num_frames`; nothing reads it.
+        if kwargs.pop("num_frames", None) is not None:
+            logger.warning_once(
+                "Ignoring `num_frames` in the MaxiVideoCLIPConfig: it is no longer a model setting. The frames per "
+                "video are the processor's (`MaxiVideoProcessor.num_frames`, saved in processor_config.json)."
+            )
+        super().__post_init__(**kwargs)
+
     def validate_architecture(self):
         """Checks the video options; called by `@strict` after the typed fields were validated."""
         super().validate_architecture()
-        if isinstance(self.num_frames, bool) or self.num_frames < 1:
-            raise ValueError(f"`num_frames` must be a positive integer, got {self.num_frames!r}.")
         if self.frame_pooling not in FRAME_POOLING_MODES:
-            raise ValueError(
-                f"`frame_pooling` must be one of {FRAME_POOLING_MODES}, got {self.frame_pooling!r}."
-            )
+            raise ValueError(f"`frame_pooling` must be one of {FRAME_POOLING_MODES}, got {self.frame_pooling!r}.")
         num_vision_layers = self.vision_config.num_hidden_layers
         if isinstance(self.cross_frame_layers, bool) or not 0 <= self.cross_frame_layers <= num_vision_layers:
             raise ValueError(

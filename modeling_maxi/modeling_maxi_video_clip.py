@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """PyTorch MAXI video CLIP: CLIP applied to the frames of a video, pooled into one embedding per video.
 
 The architecture is exactly CLIP's (no new parameters), so any CLIP checkpoint initialises it. On top of CLIP it adds
@@ -5,7 +6,6 @@ the two video options of MAXI (ICCV 2023): pooling of projected frame features (
 parameter-free cross-frame attention of the supplementary material (Eq. 1, Table 10).
 """
 
-import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,7 @@ from transformers.models.clip.modeling_clip import CLIPAttention, image_text_con
 from transformers.utils import ModelOutput, logging
 
 from .configuration_maxi_video_clip import MaxiVideoCLIPConfig
+from .scoring import video_text_logits
 
 logger = logging.get_logger(__name__)
 
@@ -208,7 +209,7 @@ class MaxiVideoCLIPModel(CLIPModel):
 
         Args:
             clip_model (`CLIPModel`): The model whose weights are copied.
-            config_overrides: Video options to set, e.g. `num_frames=8, cross_frame_layers=2`.
+            config_overrides: Video options to set, e.g. `frame_pooling="max", cross_frame_layers=2`.
         """
         if not isinstance(clip_model, CLIPModel):
             raise TypeError(f"`clip_model` must be a transformers CLIPModel, got {type(clip_model).__name__}.")
@@ -305,10 +306,8 @@ class MaxiVideoCLIPModel(CLIPModel):
         )
         video_embeds = nn.functional.normalize(video_outputs.pooler_output, dim=-1)
         text_embeds = nn.functional.normalize(text_outputs.pooler_output, dim=-1)
-        similarity = video_embeds @ text_embeds.t().to(video_embeds.device)
-        if similarity.dim() == 3:  # frame_pooling="none": average the per-frame scores
-            similarity = similarity.mean(dim=1)
-        logits_per_video = similarity * self.logit_scale.exp().to(similarity.device)
+        # Paper Eq. 1 scaled by the learnt temperature; per-frame scores are averaged with frame_pooling="none".
+        logits_per_video = video_text_logits(video_outputs.pooler_output, text_outputs.pooler_output, self.logit_scale)
         loss = None
         if return_loss:
             if logits_per_video.shape[0] != logits_per_video.shape[1]:
@@ -344,52 +343,6 @@ def pool_frame_embeddings(frame_embeds: torch.Tensor, mode: str) -> torch.Tensor
     raise ValueError(f"Unknown frame pooling {mode!r}; expected 'mean', 'max' or 'none'.")
 
 
-@torch.no_grad()
-def weight_space_ensemble(base_model: nn.Module, finetuned_model: nn.Module, ratio: float = 0.2) -> nn.Module:
-    """
-    Weight-space ensembling (paper sec. 4.2): returns a copy of `finetuned_model` whose every floating-point parameter
-    and buffer is `ratio * base + (1 - ratio) * finetuned`. The inputs are left unchanged.
-
-    Args:
-        base_model (`nn.Module`): The model before fine-tuning (e.g. the original CLIP, as `CLIPModel` or
-            `MaxiVideoCLIPModel`).
-        finetuned_model (`nn.Module`): The fine-tuned model; its class and config are kept.
-        ratio (`float`, defaults to 0.2): Weight of the base model, in [0, 1]. 0 returns a copy of `finetuned_model`.
-
-    Raises:
-        ValueError: when the two models do not hold the same tensors (names and shapes) or `ratio` is out of range.
-    """
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0.0 <= ratio <= 1.0:
-        raise ValueError(f"`ratio` must be a number in [0, 1], got {ratio!r}.")
-    base_state = base_model.state_dict()
-    finetuned_state = finetuned_model.state_dict()
-    missing = sorted(set(finetuned_state) - set(base_state))
-    unexpected = sorted(set(base_state) - set(finetuned_state))
-    if missing or unexpected:
-        raise ValueError(
-            "Cannot ensemble models with different architectures: "
-            f"tensors only in the fine-tuned model: {missing[:5]}{'...' if len(missing) > 5 else ''}; "
-            f"only in the base model: {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}."
-        )
-    mismatched = [
-        f"{name}: {tuple(base_state[name].shape)} vs {tuple(tensor.shape)}"
-        for name, tensor in finetuned_state.items()
-        if base_state[name].shape != tensor.shape
-    ]
-    if mismatched:
-        raise ValueError(f"Cannot ensemble models with different tensor shapes: {mismatched[:5]}.")
-    ensembled = copy.deepcopy(finetuned_model)
-    mixed_state = {}
-    for name, tensor in finetuned_state.items():
-        if tensor.is_floating_point():
-            base_tensor = base_state[name].to(device=tensor.device, dtype=tensor.dtype)
-            mixed_state[name] = torch.lerp(tensor, base_tensor, float(ratio))
-        else:
-            mixed_state[name] = tensor
-    ensembled.load_state_dict(mixed_state, strict=True)
-    return ensembled
-
-
 __all__ = [
     "MaxiCrossFrameAttention",
     "MaxiVideoCLIPModel",
@@ -397,5 +350,4 @@ __all__ = [
     "MaxiVideoFeaturesOutput",
     "average_keys_over_frames",
     "pool_frame_embeddings",
-    "weight_space_ensemble",
 ]

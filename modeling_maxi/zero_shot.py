@@ -1,13 +1,14 @@
+# SPDX-License-Identifier: Apache-2.0
 """Zero-shot video classification and patch-to-text similarity maps with a [`MaxiVideoCLIPModel`]."""
 
 from collections.abc import Sequence
 
 import torch
 from torch import nn
-from transformers import Pipeline
 
 from .modeling_maxi_video_clip import MaxiVideoCLIPModel
 from .processing_maxi_video_clip import MaxiVideoProcessor
+from .scoring import video_text_similarity
 
 DEFAULT_TEMPLATE = "a photo of a {}."
 
@@ -113,74 +114,16 @@ def patch_text_similarity(
         ).pooler_output
         patch_tokens = video_outputs.last_hidden_state[:, 1:, :]
         patch_embeds = model.visual_projection(model.vision_model.post_layernorm(patch_tokens))
-        similarity = nn.functional.normalize(patch_embeds, dim=-1) @ nn.functional.normalize(text_embeds, dim=-1)[0]
-    grid = int(round(similarity.shape[1] ** 0.5))
-    if grid * grid != similarity.shape[1]:
-        raise ValueError(f"Cannot arrange {similarity.shape[1]} patch tokens in a square grid.")
-    return similarity.view(-1, grid, grid).float().cpu()
-
-
-class ZeroShotVideoClassificationPipeline(Pipeline):
-    """
-    Zero-shot video classification pipeline (task `"zero-shot-video-classification"`, registered by `modeling_maxi`).
-
-    Example:
-
-    ```python
-    >>> import modeling_maxi
-    >>> from transformers import pipeline
-
-    >>> classifier = pipeline("zero-shot-video-classification", model="path/to/maxi-vitb16")
-    >>> classifier("video.mp4", candidate_labels=["archery", "juggling balls"])
-    [{'label': 'archery', 'score': 0.93}, {'label': 'juggling balls', 'score': 0.07}]
-    ```
-    """
-
-    _load_processor = True
-    _load_image_processor = False
-    _load_tokenizer = False
-    _load_feature_extractor = False
-
-    def __call__(self, videos, **kwargs):
-        """
-        Args:
-            videos: A video path or `(T, H, W, 3)` array, or a list of them.
-            candidate_labels (`list[str]`): The label set.
-            template (`str`, *optional*): Prompt template, default `"a photo of a {}."`.
-            top_k (`int`, *optional*): Keep only the k best labels.
-        """
-        return super().__call__(videos, **kwargs)
-
-    def _sanitize_parameters(self, candidate_labels=None, template=None, top_k=None, **kwargs):
-        preprocess_params = {}
-        if candidate_labels is not None:
-            preprocess_params["candidate_labels"] = candidate_labels
-        if template is not None:
-            preprocess_params["template"] = template
-        postprocess_params = {} if top_k is None else {"top_k": top_k}
-        return preprocess_params, {}, postprocess_params
-
-    def preprocess(self, video, candidate_labels=None, template=DEFAULT_TEMPLATE):
-        if candidate_labels is None:
-            raise ValueError("The zero-shot-video-classification pipeline needs `candidate_labels`.")
-        prompts = build_prompts(candidate_labels, template)
-        inputs = dict(self.processor(videos=video, text=prompts, return_tensors="pt"))
-        inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
-        inputs["candidate_labels"] = list(candidate_labels)
-        return inputs
-
-    def _forward(self, model_inputs):
-        candidate_labels = model_inputs.pop("candidate_labels")
-        outputs = self.model(**model_inputs)
-        return {"candidate_labels": candidate_labels, "logits": outputs.logits_per_video}
-
-    def postprocess(self, model_outputs, top_k=None):
-        return rank_labels(model_outputs["logits"][0], model_outputs["candidate_labels"], top_k)
+        num_frames, num_patches, _ = patch_embeds.shape
+        similarity = video_text_similarity(patch_embeds.flatten(0, 1), text_embeds)  # (T * P, 1)
+    grid = int(round(num_patches**0.5))
+    if grid * grid != num_patches:
+        raise ValueError(f"Cannot arrange {num_patches} patch tokens in a square grid.")
+    return similarity.view(num_frames, grid, grid).float().cpu()
 
 
 __all__ = [
     "DEFAULT_TEMPLATE",
-    "ZeroShotVideoClassificationPipeline",
     "build_prompts",
     "patch_text_similarity",
     "rank_labels",

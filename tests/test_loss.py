@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Tests of modeling_maxi.loss against straightforward per-element reference computations."""
 
 import math
@@ -12,10 +13,16 @@ import torch.multiprocessing as mp
 
 from modeling_maxi.loss import (
     LOSS_VARIANTS,
+    TEXT_BAG_LOSSES,
     class_prompt_cross_entropy,
     distributed_text_bag_loss,
     gather_features,
+    mil_max_loss,
+    mil_nce_instance_loss,
     mil_nce_loss,
+    mil_nce_per_pair_loss,
+    nce_loss,
+    text_bag_loss,
 )
 
 LABELS = torch.tensor([3, 1, 3, 0, 1, 3])  # repeated pseudo labels on purpose
@@ -60,11 +67,28 @@ def reference(video, text, labels, scale, variant):
     return sum(terms) / len(terms)
 
 
-@pytest.mark.parametrize("variant", ["mil_nce", "mil_nce_instance", "mil_nce_per_pair", "mil_max", "nce"])
+BAG_OBJECTIVES = {
+    "mil_nce": mil_nce_loss,
+    "mil_nce_instance": mil_nce_instance_loss,
+    "mil_nce_per_pair": mil_nce_per_pair_loss,
+    "mil_max": mil_max_loss,
+    "nce": nce_loss,
+}
+
+
+def test_registry_maps_every_variant_to_its_named_objective():
+    assert LOSS_VARIANTS == ("mil_nce", "mil_nce_instance", "mil_nce_per_pair", "mil_max", "nce", "cross_entropy")
+    assert tuple(TEXT_BAG_LOSSES) == LOSS_VARIANTS
+    for variant, objective in BAG_OBJECTIVES.items():
+        assert TEXT_BAG_LOSSES[variant] is objective
+
+
+@pytest.mark.parametrize("variant", list(BAG_OBJECTIVES))
 def test_variants_match_reference_loss_and_gradients(variant):
     video, text = _inputs()
     scale = torch.tensor(7.0, dtype=torch.float64, requires_grad=True)
-    loss = mil_nce_loss(video, text, LABELS, scale, variant=variant)
+    loss = BAG_OBJECTIVES[variant](video, text, LABELS, scale)
+    torch.testing.assert_close(text_bag_loss(video, text, LABELS, scale, variant=variant), loss, rtol=0, atol=0)
     grads = torch.autograd.grad(loss, (video, text, scale))
     expected = reference(video, text, LABELS, scale, variant)
     expected_grads = torch.autograd.grad(expected, (video, text, scale))
@@ -76,20 +100,18 @@ def test_variants_match_reference_loss_and_gradients(variant):
 
 def test_variants_differ_when_labels_repeat():
     video, text = _inputs(seed=1)
-    values = {v: mil_nce_loss(video, text, LABELS, 5.0, variant=v).item() for v in LOSS_VARIANTS[:5]}
+    values = {v: text_bag_loss(video, text, LABELS, 5.0, variant=v).item() for v in LOSS_VARIANTS[:5]}
     assert len({round(v, 6) for v in values.values()}) == 5, values
     # With all-distinct labels, pseudo-label positives reduce to the instance-level loss.
     distinct = torch.arange(6)
-    a = mil_nce_loss(video, text, distinct, 5.0, variant="mil_nce")
-    b = mil_nce_loss(video, text, distinct, 5.0, variant="mil_nce_instance")
+    a = mil_nce_loss(video, text, distinct, 5.0)
+    b = mil_nce_instance_loss(video, text, distinct, 5.0)
     torch.testing.assert_close(a, b)
 
 
 def test_bag_size_one_equals_nce():
     video, text = _inputs(seed=2)
-    torch.testing.assert_close(
-        mil_nce_loss(video, text[:, :1], LABELS, 50.0), mil_nce_loss(video, text, LABELS, 50.0, variant="nce")
-    )
+    torch.testing.assert_close(mil_nce_loss(video, text[:, :1], LABELS, 50.0), nce_loss(video, text, LABELS, 50.0))
 
 
 def test_numerically_stable_and_scale_invariant_inputs():
@@ -115,20 +137,39 @@ def test_cross_entropy_over_class_prompts():
         manual = manual - torch.log_softmax(logits, 0)[int(LABELS[i] % 5)]
     torch.testing.assert_close(loss, manual / 6)
     _, text = _inputs(seed=4)
-    via_variant = mil_nce_loss(video, text, LABELS % 5, 20.0, variant="cross_entropy", class_embeds=classes)
+    via_variant = text_bag_loss(video, text, LABELS % 5, 20.0, variant="cross_entropy", class_embeds=classes)
     torch.testing.assert_close(via_variant, loss)
     with pytest.raises(ValueError, match="class_embeds"):
-        mil_nce_loss(video, text, LABELS, 20.0, variant="cross_entropy")
+        text_bag_loss(video, text, LABELS, 20.0, variant="cross_entropy")
     with pytest.raises(ValueError, match=r"\[0, 5\), got values in \[3, 6\]"):
         class_prompt_cross_entropy(video, classes, LABELS + 3, 20.0)
 
 
 def test_row_offset_selects_query_rows():
     video, text = _inputs(seed=5)
-    rows = mil_nce_loss(video[2:5], text, LABELS, 9.0, variant="mil_nce_instance", row_offset=2)
-    full_terms = [mil_nce_loss(video[i : i + 1], text, LABELS, 9.0, "mil_nce_instance", row_offset=i) for i in range(6)]
+    rows = text_bag_loss(video[2:5], text, LABELS, 9.0, variant="mil_nce_instance", row_offset=2)
+    full_terms = [mil_nce_instance_loss(video[i : i + 1], text, LABELS, 9.0, row_offset=i) for i in range(6)]
     torch.testing.assert_close(rows, sum(full_terms[2:5]) / 3)
-    torch.testing.assert_close(sum(full_terms) / 6, mil_nce_loss(video, text, LABELS, 9.0, "mil_nce_instance"))
+    torch.testing.assert_close(sum(full_terms) / 6, mil_nce_instance_loss(video, text, LABELS, 9.0))
+
+
+@pytest.mark.parametrize("variant", LOSS_VARIANTS)
+def test_reductions_give_the_terms_their_sum_and_their_mean(variant):
+    video, text = _inputs(seed=6)
+    classes = torch.randn(5, 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    labels = LABELS % 5
+
+    def loss(reduction):
+        return text_bag_loss(video, text, labels, 4.0, variant, class_embeds=classes, reduction=reduction)
+
+    terms = loss("none")
+    # One term per video; the authors' formulation has one per positive (video, bag) pair.
+    positive_pairs = int((labels[:, None] == labels[None, :]).sum())
+    assert terms.shape == ((positive_pairs,) if variant == "mil_nce_per_pair" else (6,))
+    torch.testing.assert_close(loss("sum"), terms.sum())
+    torch.testing.assert_close(loss("mean"), terms.mean())
+    with pytest.raises(ValueError, match="Unknown reduction 'avg'"):
+        loss("avg")
 
 
 @pytest.mark.parametrize(
@@ -147,7 +188,7 @@ def test_bad_arguments_fail_with_clear_message(kwargs, message):
     video, text = _inputs()
     args = {"video_embeds": video, "text_embeds": text, "pseudo_labels": LABELS, "logit_scale": 2.0, **kwargs}
     with pytest.raises(ValueError, match=message):
-        mil_nce_loss(**args)
+        text_bag_loss(**args)
 
 
 def test_single_process_gather_is_identity():
@@ -156,6 +197,7 @@ def test_single_process_gather_is_identity():
     assert gathered.video_embeds is video and gathered.row_offset == 0 and gathered.local_size == 6
     expected = mil_nce_loss(video, text, LABELS, 3.0)
     torch.testing.assert_close(distributed_text_bag_loss(video, text, LABELS, 3.0), expected)
+    torch.testing.assert_close(text_bag_loss(video, text, LABELS, 3.0), expected)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -223,7 +265,7 @@ def test_two_process_loss_and_gradients_equal_single_process():
     for variant in DIST_VARIANTS:
         single = _Pair()
         v, t = single(video.detach(), text.detach())
-        loss = mil_nce_loss(v, t, LABELS, single.log_scale.exp(), variant)
+        loss = text_bag_loss(v, t, LABELS, single.log_scale.exp(), variant)
         loss.backward()
         for rank in range(2):
             dist_loss, dist_grads = per_rank[rank][variant]

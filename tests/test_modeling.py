@@ -1,4 +1,5 @@
-"""MaxiVideoCLIPConfig / MaxiVideoCLIPModel: CLIP equivalence, pooling, cross-frame attention, loading, ensembling."""
+# SPDX-License-Identifier: Apache-2.0
+"""MaxiVideoCLIPConfig / MaxiVideoCLIPModel: CLIP equivalence, pooling, cross-frame attention, loading."""
 
 import json
 import subprocess
@@ -11,7 +12,7 @@ from huggingface_hub.errors import StrictDataclassClassValidationError, StrictDa
 from torch import nn
 from transformers import AutoConfig, AutoModel, CLIPModel
 
-from modeling_maxi import MaxiVideoCLIPConfig, MaxiVideoCLIPModel, weight_space_ensemble
+from modeling_maxi import MaxiVideoCLIPConfig, MaxiVideoCLIPModel
 from modeling_maxi.modeling_maxi_video_clip import MaxiCrossFrameAttention, average_keys_over_frames
 from tests.helpers.tiny_models import tiny_maxi_config, tiny_model
 
@@ -35,7 +36,7 @@ def _clip_twin(model: MaxiVideoCLIPModel) -> CLIPModel:
 def test_config_defaults_follow_the_paper():
     config = MaxiVideoCLIPConfig()
     assert config.model_type == "maxi_video_clip"
-    assert config.num_frames == 16
+    assert "num_frames" not in config.to_dict()  # frame sampling is the processor's (MaxiVideoProcessor.num_frames)
     assert config.frame_pooling == "mean"
     assert config.cross_frame_layers == 0
     assert tuple(config.cross_frame_offsets) == (-1, 0, 1)
@@ -46,8 +47,7 @@ def test_config_defaults_follow_the_paper():
 @pytest.mark.parametrize(
     ("overrides", "error", "message"),
     [
-        ({"num_frames": "16"}, StrictDataclassFieldValidationError, "num_frames"),
-        ({"num_frames": 0}, StrictDataclassClassValidationError, "num_frames"),
+        ({"cross_frame_layers": "1"}, StrictDataclassFieldValidationError, "cross_frame_layers"),
         ({"frame_pooling": "avg"}, StrictDataclassClassValidationError, "'avg'"),
         ({"cross_frame_layers": 3}, StrictDataclassClassValidationError, "cross_frame_layers"),
         ({"cross_frame_layers": -1}, StrictDataclassClassValidationError, "cross_frame_layers"),
@@ -61,13 +61,31 @@ def test_config_rejects_bad_values_with_their_name(overrides, error, message):
 
 
 def test_config_round_trip_and_auto_config(tmp_path):
-    config = tiny_maxi_config(cross_frame_layers=1, frame_pooling="max", num_frames=8)
+    config = tiny_maxi_config(cross_frame_layers=1, frame_pooling="max")
     config.save_pretrained(tmp_path)
     loaded = AutoConfig.from_pretrained(tmp_path)
     assert isinstance(loaded, MaxiVideoCLIPConfig)
-    assert (loaded.num_frames, loaded.frame_pooling, loaded.cross_frame_layers) == (8, "max", 1)
+    assert (loaded.frame_pooling, loaded.cross_frame_layers) == ("max", 1)
     assert list(loaded.cross_frame_offsets) == [-1, 0, 1]
     assert loaded.vision_config.hidden_size == 32
+
+
+def test_a_config_saved_with_the_retired_num_frames_still_loads(tmp_path):
+    """`num_frames` was a config field that nothing read; old checkpoints keep it in config.json."""
+    model = tiny_model()
+    model.save_pretrained(tmp_path / "old")
+    config_path = tmp_path / "old" / "config.json"
+    saved = json.loads(config_path.read_text())
+    assert "num_frames" not in saved
+    config_path.write_text(json.dumps({**saved, "num_frames": 16}))
+    loaded = MaxiVideoCLIPModel.from_pretrained(tmp_path / "old")
+    assert not hasattr(loaded.config, "num_frames")
+    for name, tensor in model.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[name], tensor, msg=name)
+    loaded.save_pretrained(tmp_path / "resaved")  # saving again drops the key
+    assert "num_frames" not in json.loads((tmp_path / "resaved" / "config.json").read_text())
+    with pytest.raises(ValueError, match="num_frames"):
+        MaxiVideoCLIPModel.from_clip(_clip_twin(model), num_frames=8)
 
 
 # ---------------------------------------------------------------- equivalence with CLIP
@@ -250,18 +268,18 @@ def test_gradient_checkpointing_keeps_cross_frame_gradients():
 def test_from_pretrained_of_a_clip_checkpoint_loads_every_weight(tmp_path):
     clip = _clip_twin(tiny_model(seed=3))
     clip.save_pretrained(tmp_path)
-    model, info = MaxiVideoCLIPModel.from_pretrained(tmp_path, output_loading_info=True, num_frames=4)
+    model, info = MaxiVideoCLIPModel.from_pretrained(tmp_path, output_loading_info=True, frame_pooling="max")
     assert info["missing_keys"] == set() or not info["missing_keys"]
     assert not info["unexpected_keys"] and not info["mismatched_keys"]
     for name, tensor in clip.state_dict().items():
         torch.testing.assert_close(model.state_dict()[name], tensor, msg=name)
-    assert model.config.num_frames == 4
+    assert model.config.frame_pooling == "max"
 
 
 def test_from_clip_converts_in_memory_and_validates():
     clip = _clip_twin(tiny_model(seed=4))
-    model = MaxiVideoCLIPModel.from_clip(clip, cross_frame_layers=1, num_frames=8)
-    assert model.config.cross_frame_layers == 1 and model.config.num_frames == 8
+    model = MaxiVideoCLIPModel.from_clip(clip, cross_frame_layers=1, frame_pooling="max")
+    assert model.config.cross_frame_layers == 1 and model.config.frame_pooling == "max"
     for name, tensor in clip.state_dict().items():
         torch.testing.assert_close(model.state_dict()[name], tensor, msg=name)
     with pytest.raises(TypeError, match="CLIPModel"):
@@ -274,7 +292,7 @@ def test_save_pretrained_writes_safetensors_auto_map_and_code(tmp_path):
     tiny_model().save_pretrained(tmp_path)
     files = {p.name for p in tmp_path.iterdir()}
     assert "model.safetensors" in files and "pytorch_model.bin" not in files
-    assert {"modeling_maxi_video_clip.py", "configuration_maxi_video_clip.py"} <= files
+    assert {"modeling_maxi_video_clip.py", "configuration_maxi_video_clip.py", "scoring.py"} <= files
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["auto_map"]["AutoModel"] == "modeling_maxi_video_clip.MaxiVideoCLIPModel"
     assert isinstance(AutoModel.from_pretrained(tmp_path), MaxiVideoCLIPModel)
@@ -298,41 +316,12 @@ def test_remote_code_loads_without_the_package(tiny_model_dir, tmp_path):
         """
     )
     result = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "torch.Size([1, 2])" in result.stdout
-
-
-# ---------------------------------------------------------------- weight-space ensembling
-
-
-def test_weight_space_ensemble_arithmetic():
-    base, finetuned = tiny_model(seed=1), tiny_model(seed=2)
-    finetuned_before = {name: tensor.clone() for name, tensor in finetuned.state_dict().items()}
-    mixed = weight_space_ensemble(base, finetuned, ratio=0.2)
-    for name, tensor in mixed.state_dict().items():
-        expected = finetuned.state_dict()[name]
-        if tensor.is_floating_point():
-            expected = 0.2 * base.state_dict()[name] + 0.8 * expected
-        torch.testing.assert_close(tensor, expected, atol=1e-6, rtol=0, msg=name)
-    assert type(mixed) is MaxiVideoCLIPModel and mixed is not finetuned
-    for name, tensor in finetuned.state_dict().items():  # the inputs are left untouched
-        assert torch.equal(tensor, finetuned_before[name]), name
-    # ratio 0 and 1 are the end points
-    torch.testing.assert_close(weight_space_ensemble(base, finetuned, 0.0).state_dict()["text_projection.weight"],
-                               finetuned.state_dict()["text_projection.weight"])
-    torch.testing.assert_close(weight_space_ensemble(base, finetuned, 1.0).state_dict()["text_projection.weight"],
-                               base.state_dict()["text_projection.weight"])
-    # a plain CLIPModel is a valid base (same tensors)
-    weight_space_ensemble(_clip_twin(base), finetuned)
-
-
-def test_weight_space_ensemble_refuses_mismatches():
-    with pytest.raises(ValueError, match="architectures"):
-        weight_space_ensemble(tiny_model(text_config={"num_hidden_layers": 1}), tiny_model())
-    with pytest.raises(ValueError, match="shapes"):
-        weight_space_ensemble(tiny_model(projection_dim=8), tiny_model())
-    with pytest.raises(ValueError, match="ratio"):
-        weight_space_ensemble(tiny_model(), tiny_model(), ratio=1.5)

@@ -121,7 +121,7 @@ def dictionary_file(tiny_model_dir, video_tree, tmp_path_factory):
     candidates = load_class_names("k400")[:120]
     text = encode_dictionary(model, processor, candidates, load_prompt_templates())
     paths = sorted(str(p) for p in video_tree.rglob("video_*.mp4"))
-    frames, _ = decode_videos(paths, model.config.num_frames, "segment")
+    frames, _ = decode_videos(paths, processor.num_frames, "segment")
     with torch.no_grad():
         pixel_values = processor.preprocess_frames(frames)
         video = torch.nn.functional.normalize(model.get_video_features(pixel_values=pixel_values).frame_embeds.mean(1))

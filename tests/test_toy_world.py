@@ -362,7 +362,7 @@ def test_pretraining_saves_a_loadable_base_model_and_reuses_the_cache(tmp_path):
     assert {"still_color_top1", "still_shape_top1", "still_action_top1", "final_loss"} <= set(summary)
     model = MaxiVideoCLIPModel.from_pretrained(directory).eval()
     processor = MaxiVideoProcessor.from_pretrained(directory)
-    assert model.config.vision_config.image_size == args.image_size and model.config.num_frames == 4
+    assert model.config.vision_config.image_size == args.image_size and processor.num_frames == 4
     frames = render_clip(sample_split_specs(ToyWorldConfig(num_train=1, num_test=0), "train")[0], ToyWorldConfig())
     inputs = processor(videos=[frames], text=["a photo of a growing."], return_tensors="pt")
     with torch.no_grad():

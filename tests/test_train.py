@@ -18,7 +18,7 @@ from transformers import AutoModel, AutoProcessor
 import modeling_maxi  # noqa: F401  (registers the Auto classes)
 from modeling_maxi import MaxiVideoCLIPModel, MaxiVideoProcessor
 from modeling_maxi.cli import parse_script_arguments
-from modeling_maxi.loss import mil_nce_loss
+from modeling_maxi.loss import mil_nce_instance_loss
 from modeling_maxi.training import MaxiTrainer, MaxiTrainingArguments
 from modeling_maxi.training.data import TextBagCollator, TextBagVideoDataset, prepare_text_bag_dataset
 from modeling_maxi.training.retrieval import video_to_bag_retrieval_accuracy
@@ -278,13 +278,12 @@ def test_compute_loss_aligns_bags_with_videos_and_survives_empty_batches(tiny_mo
         input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], pixel_values=batch["pixel_values"]
     )
     # Texts 0-1 are video 0's bag, texts 2-3 video 1's.
-    expected = mil_nce_loss(
+    expected = mil_nce_instance_loss(
         outputs.video_embeds, outputs.text_embeds.reshape(2, 2, -1), batch["pseudo_labels"], model.logit_scale.exp(),
-        "mil_nce_instance",
     )  # fmt: skip
-    swapped = mil_nce_loss(
+    swapped = mil_nce_instance_loss(
         outputs.video_embeds, outputs.text_embeds.reshape(2, 2, -1)[[1, 0]], batch["pseudo_labels"],
-        model.logit_scale.exp(), "mil_nce_instance",
+        model.logit_scale.exp(),
     )  # fmt: skip
     torch.testing.assert_close(loss, expected)
     assert not torch.allclose(loss, swapped)

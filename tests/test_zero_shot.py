@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Zero-shot API: zero_shot_classify, the registered pipeline task and patch-to-text similarity maps."""
 
 import numpy as np
@@ -7,6 +8,7 @@ from torch import nn
 from transformers import AutoModel, AutoProcessor, pipeline
 
 from modeling_maxi import patch_text_similarity, zero_shot_classify
+from modeling_maxi.pipelines import ZeroShotVideoClassificationPipeline
 
 LABELS = ["archery", "juggling balls", "riding a bike", "playing chess", "cooking egg"]
 
@@ -45,8 +47,13 @@ def test_template_changes_the_prompt(model_and_processor, video):
 
 @pytest.mark.parametrize(
     ("labels", "template", "message"),
-    [([], "a photo of a {}.", "empty"), (["a", "a"], "a photo of a {}.", "distinct"), ("archery", "{}", "list"),
-     (["a", ""], "{}", "non-empty"), (["a"], "no placeholder", "exactly one")],
+    [
+        ([], "a photo of a {}.", "empty"),
+        (["a", "a"], "a photo of a {}.", "distinct"),
+        ("archery", "{}", "list"),
+        (["a", ""], "{}", "non-empty"),
+        (["a"], "no placeholder", "exactly one"),
+    ],
 )
 def test_bad_labels_and_templates_are_refused(model_and_processor, video, labels, template, message):
     with pytest.raises(ValueError, match=message):
@@ -56,6 +63,7 @@ def test_bad_labels_and_templates_are_refused(model_and_processor, video, labels
 def test_pipeline_task_gives_the_same_ranking(model_and_processor, video):
     model, processor = model_and_processor
     classifier = pipeline("zero-shot-video-classification", model=model, processor=processor)
+    assert type(classifier) is ZeroShotVideoClassificationPipeline
     from_pipeline = classifier(video, candidate_labels=LABELS)
     direct = zero_shot_classify(model, processor, video, LABELS)
     assert [r["label"] for r in from_pipeline] == [r["label"] for r in direct]

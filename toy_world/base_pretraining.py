@@ -302,7 +302,6 @@ def build_base_model(args: ToyBaseArguments) -> MaxiVideoCLIPModel:
             "max_position_embeddings": 77,
         },
         projection_dim=args.projection_dim,
-        num_frames=args.num_frames,
         logit_scale_init_value=math.log(1 / 0.07),
     )
     return MaxiVideoCLIPModel(config)

@@ -17,7 +17,8 @@ import torch
 from transformers import AutoImageProcessor, AutoTokenizer
 from transformers.utils import logging
 
-from ..modeling_maxi_video_clip import MaxiVideoCLIPModel, weight_space_ensemble
+from ..ensembling import weight_space_ensemble
+from ..modeling_maxi_video_clip import MaxiVideoCLIPModel
 from ..processing_maxi_video_clip import MaxiVideoProcessor
 from .errors import CheckpointConversionError, UnexpectedKeysError
 from .key_mapping import MappedWeights, detect_layout, map_state_dict

@@ -87,8 +87,7 @@ class PromptClassifier(nn.Module):
         outputs = self.model.get_text_features(
             input_ids=self.prompt_input_ids, attention_mask=self.prompt_attention_mask
         )
-        features = outputs.pooler_output if hasattr(outputs, "pooler_output") else outputs
-        return nn.functional.normalize(features.float(), dim=-1)
+        return nn.functional.normalize(outputs.pooler_output.float(), dim=-1)
 
     def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None) -> dict:
         logits = video_class_logits(self.model, pixel_values, self.class_embeddings())

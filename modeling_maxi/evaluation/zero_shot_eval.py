@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 from transformers.utils import logging
 
+from ..scoring import video_text_logits
 from ..video_io import VideoDecodeError
 from .datasets import EvalSplit, VideoSample
 from .metrics import compute_metrics
@@ -144,8 +145,7 @@ def encode_class_names(
         outputs = model.get_text_features(
             input_ids=tokens["input_ids"].to(device), attention_mask=tokens["attention_mask"].to(device)
         )
-        features = outputs.pooler_output if hasattr(outputs, "pooler_output") else outputs
-        embeddings.append(torch.nn.functional.normalize(features.float(), dim=-1))
+        embeddings.append(torch.nn.functional.normalize(outputs.pooler_output.float(), dim=-1))
     return torch.cat(embeddings)
 
 
@@ -156,11 +156,7 @@ def video_class_logits(model, pixel_values: torch.Tensor, class_embeds: torch.Te
     """
     _, dtype = _model_device_dtype(model)
     video_outputs = model.get_video_features(pixel_values=pixel_values.to(dtype=dtype))
-    video_embeds = torch.nn.functional.normalize(video_outputs.pooler_output.float(), dim=-1)
-    similarity = video_embeds @ class_embeds.t().to(video_embeds.device)
-    if similarity.dim() == 3:
-        similarity = similarity.mean(dim=1)
-    return similarity * model.logit_scale.exp().float().to(similarity.device)
+    return video_text_logits(video_outputs.pooler_output.float(), class_embeds, model.logit_scale)
 
 
 @torch.no_grad()

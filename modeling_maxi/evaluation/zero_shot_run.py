@@ -12,7 +12,8 @@ from typing import Any
 
 import torch
 
-from ..modeling_maxi_video_clip import MaxiVideoCLIPModel, weight_space_ensemble
+from ..ensembling import weight_space_ensemble
+from ..modeling_maxi_video_clip import MaxiVideoCLIPModel
 from ..processing_maxi_video_clip import MaxiVideoProcessor
 from .datasets import EvalSplit, get_dataset_spec, load_custom_split, load_split
 from .results import format_markdown_table, save_results

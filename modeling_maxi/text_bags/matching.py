@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..scoring import video_text_similarity
 from ..video_io import VideoDecodeError, read_video_frames
 
 logger = logging.getLogger(__name__)
@@ -61,11 +62,6 @@ def load_match_model(model_name_or_path: str, device: str, dtype: str = "float32
     return model, processor
 
 
-def _embeddings(output) -> torch.Tensor:
-    """Projected embeddings from `get_text_features` (a tensor in transformers 4, an output object in 5)."""
-    return output if isinstance(output, torch.Tensor) else output.pooler_output
-
-
 @torch.no_grad()
 def encode_dictionary(
     model,
@@ -99,7 +95,7 @@ def encode_dictionary(
         features = model.get_text_features(
             input_ids=inputs["input_ids"].to(device), attention_mask=inputs["attention_mask"].to(device)
         )
-        chunks.append(torch.nn.functional.normalize(_embeddings(features).float(), dim=-1))
+        chunks.append(torch.nn.functional.normalize(features.pooler_output.float(), dim=-1))
     per_prompt = torch.cat(chunks).view(len(class_names), len(templates), -1)
     return torch.nn.functional.normalize(per_prompt.mean(dim=1), dim=-1).cpu()
 
@@ -185,8 +181,8 @@ def match_videos_batch(
         pixel_values = processor.preprocess_frames([frames[index] for index in readable])
         pixel_values = pixel_values.to(device=device, dtype=model.dtype)
         frame_embeds = model.get_video_features(pixel_values=pixel_values).frame_embeds
-        video_embeds = torch.nn.functional.normalize(frame_embeds.float().mean(dim=1), dim=-1)
-        matches = rank_matches(video_embeds @ class_embeddings.T, class_names, top_k)
+        video_embeds = torch.nn.functional.normalize(frame_embeds.float().mean(dim=1), dim=-1)  # ϕv: mean-pooled
+        matches = rank_matches(video_text_similarity(video_embeds, class_embeddings), class_names, top_k)
         video_lists = video_embeds.cpu().tolist() if return_embeddings else None
         for row, index in enumerate(readable):
             for column, value in matches[row].items():

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from datasets import Dataset
 
+from ..scoring import video_text_similarity
 from .matching import EMBEDDING_COLUMN, rank_matches
 
 logger = logging.getLogger(__name__)
@@ -248,7 +249,7 @@ def refined_match_scores(
     method = validate_refinement_method(method)
     _check_shapes(video_embeds, class_embeds)
     if steps == 0 or method == "kmeans":
-        return video_embeds.float() @ refine_class_embeddings(video_embeds, class_embeds, steps).T
+        return video_text_similarity(video_embeds.float(), refine_class_embeddings(video_embeds, class_embeds, steps))
     return fit_shared_covariance_classes(video_embeds, class_embeds, steps, shrinkage).log_posteriors(video_embeds)
 
 

@@ -173,7 +173,7 @@ class MultiScaleCrop(v2.Transform):
         self.max_distort = max_distort
 
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
-        height, width = v2.query_size(flat_inputs) if hasattr(v2, "query_size") else flat_inputs[0].shape[-2:]
+        height, width = v2.query_size(flat_inputs)
         short = min(height, width)
         pairs = [
             (i, j) for i in range(len(self.scales)) for j in range(len(self.scales)) if abs(i - j) <= self.max_distort

@@ -8,7 +8,8 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..modeling_maxi_video_clip import MaxiVideoCLIPModel, weight_space_ensemble
+from ..ensembling import weight_space_ensemble
+from ..modeling_maxi_video_clip import MaxiVideoCLIPModel
 
 if TYPE_CHECKING:
     from .trainer import MaxiTrainer

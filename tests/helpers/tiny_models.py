@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Tiny MAXI models, processors and CLIP's real tokenizer, built offline for the tests."""
 
 import functools
@@ -14,7 +15,7 @@ TINY_NUM_FRAMES = 4
 
 
 def tiny_maxi_config(**overrides) -> MaxiVideoCLIPConfig:
-    """A 2+2-layer, 32-wide CLIP on 32 px frames (patch 8 -> a 4x4 grid), 16-d joint space, 4 frames."""
+    """A 2+2-layer, 32-wide CLIP on 32 px frames (patch 8 -> a 4x4 grid), 16-d joint space."""
     vision_config = {
         "num_hidden_layers": 2,
         "hidden_size": 32,
@@ -33,7 +34,7 @@ def tiny_maxi_config(**overrides) -> MaxiVideoCLIPConfig:
         "max_position_embeddings": 77,
         **overrides.pop("text_config", {}),
     }
-    settings = {"projection_dim": 16, "num_frames": TINY_NUM_FRAMES, **overrides}
+    settings = {"projection_dim": 16, **overrides}
     return MaxiVideoCLIPConfig(vision_config=vision_config, text_config=text_config, **settings)
 
 
@@ -54,9 +55,7 @@ def build_clip_tokenizer() -> CLIPTokenizer:
 
 
 def tiny_image_processor(image_size: int = TINY_IMAGE_SIZE) -> CLIPImageProcessor:
-    return CLIPImageProcessor(
-        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
-    )
+    return CLIPImageProcessor(size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size})
 
 
 def tiny_processor(image_size: int = TINY_IMAGE_SIZE, num_frames: int = TINY_NUM_FRAMES) -> MaxiVideoProcessor:
@@ -66,10 +65,9 @@ def tiny_processor(image_size: int = TINY_IMAGE_SIZE, num_frames: int = TINY_NUM
     )
 
 
-def save_tiny_model(directory: str | Path, seed: int = 0, **overrides) -> Path:
-    """Saves a tiny model and its processor with `save_pretrained`; returns the directory."""
+def save_tiny_model(directory: str | Path, seed: int = 0, num_frames: int = TINY_NUM_FRAMES, **overrides) -> Path:
+    """Saves a tiny model and its processor (sampling `num_frames` frames per video); returns the directory."""
     directory = Path(directory)
-    model = tiny_model(seed=seed, **overrides)
-    model.save_pretrained(directory)
-    tiny_processor(num_frames=model.config.num_frames).save_pretrained(directory)
+    tiny_model(seed=seed, **overrides).save_pretrained(directory)
+    tiny_processor(num_frames=num_frames).save_pretrained(directory)
     return directory
