@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Speed of the text-bag match stage, measured side by side with the bare vision encoder in one run.
 
 Sections (ViT-B/16-sized MaxiVideoCLIPModel with random weights, no download, float32 on CPU / float16 on GPU):

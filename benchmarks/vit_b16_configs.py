@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The real-size CLIP ViT-B/16 tower settings every benchmark builds its randomly initialised models from."""
 
 VIT_B16_VISION = {

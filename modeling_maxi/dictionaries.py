@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Action dictionaries and class-name lists shipped with the package, and the Kinetics prompt templates."""
 
 import csv

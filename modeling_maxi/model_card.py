@@ -1,4 +1,4 @@
-# Copyright 2026 The MAXI authors and contributors. Licensed under the Apache License, Version 2.0.
+# SPDX-License-Identifier: Apache-2.0
 """Render the repository's model-card template (``model_card.md``) for exported and converted checkpoints."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Processor of MAXI's video CLIP: frame sampling + CLIP image processing for videos, CLIP tokenisation for text."""
 
 import os
@@ -183,9 +184,7 @@ def _as_video_list(videos) -> list:
             return [videos]
         if videos.ndim == 5:
             return list(videos)
-        raise ValueError(
-            f"A video array must have shape (T, H, W, 3) or (B, T, H, W, 3), got {tuple(videos.shape)}."
-        )
+        raise ValueError(f"A video array must have shape (T, H, W, 3) or (B, T, H, W, 3), got {tuple(videos.shape)}.")
     if isinstance(videos, Sequence) and len(videos) > 0:
         return list(videos)
     raise TypeError(f"`videos` must be a path, a (T, H, W, 3) uint8 array or a non-empty list of them, got {videos!r}.")

@@ -1,10 +1,4 @@
-# Copyright 2026 The MAXI release authors.
-#
-# Licensed under the Apache License, Version 2.0 (the "License");
-# you may not use this file except in compliance with the License.
-# You may obtain a copy of the License at
-#
-#     http://www.apache.org/licenses/LICENSE-2.0
+# SPDX-License-Identifier: Apache-2.0
 """Build the exact CLIP tokenizer without network access.
 
 OpenAI CLIP's byte-level BPE is defined by one merges file, ``bpe_simple_vocab_16e6.txt.gz``, which ships inside the

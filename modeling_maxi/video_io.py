@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Read a fixed number of RGB frames from a video file.
 
 Three decoding backends are supported, tried in this order by ``backend="auto"``:

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Creates .venv in the repository and installs the project with every extra (idempotent: a second run with
 # unchanged requirements does nothing). Torch comes first, pinned to a build the package registry serves here.
 set -euo pipefail

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Installs Debian's Chromium and ChromeDriver for the Space's end-to-end browser test (root only; no browser
 # download at run time: the packages come from the distribution's registry).
 set -euo pipefail

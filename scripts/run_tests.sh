@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Sets up everything (venv, packages, the headless browser for the Space's end-to-end test) and runs the test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Gradio Space for MAXI: zero-shot action recognition, MAXI next to CLIP, with patch-to-text similarity heatmaps.
 
 Run locally with `python -m space_app.app` (or `python space_app/app.py`). Settings come from `MAXI_*` environment

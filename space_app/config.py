@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Settings of the MAXI Space, read from environment variables so one app serves the Hub and a local folder."""
 
 from __future__ import annotations

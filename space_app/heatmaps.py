@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Patch-to-text similarity maps drawn over video frames (numpy + PIL only; warm colours = high similarity)."""
 
 from __future__ import annotations

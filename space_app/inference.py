@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Model loading, caching and one request's work for the MAXI Space, free of any Gradio code so tests can call it."""
 
 from __future__ import annotations

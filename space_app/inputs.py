@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Checks of what a Space user sends: the video file and the candidate labels.
 
 Every failure raises :class:`SpaceInputError` with a sentence meant for the user; the Gradio layer turns it into a

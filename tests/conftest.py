@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Shared pytest fixtures: CLIP's real tokenizer, a tiny saved MAXI model, generated videos."""
 
 import os

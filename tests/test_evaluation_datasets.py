@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Built-in evaluation datasets: shipped split files and label lists agree with each other and with the protocol."""
 
 import gzip

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """LLM expansion against a real loopback HTTP server through the real `openai` client."""
 
 import dataclasses

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Transductive refinement of the class embeddings after matching (`modeling_maxi.text_bags.refinement`)."""
 
 import math

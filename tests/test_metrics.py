@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The repository's `evaluate` metric modules (loaded by path) against scikit-learn and against hand computations."""
 
 import numpy as np

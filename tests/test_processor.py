@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """MaxiVideoProcessor: frame sampling from files and arrays, CLIP preprocessing, tokenisation, save/load."""
 
 import numpy as np
@@ -45,8 +46,9 @@ def test_pixel_values_are_clip_preprocessed_frames(clip_tokenizer):
     video = np.random.default_rng(0).integers(0, 256, (12, 48, 64, 3), dtype=np.uint8)
     batch = processor(videos=[video, video[::-1].copy()], text=["a photo of a cat"], return_tensors="pt")
     assert batch["pixel_values"].shape == (2, 4, 3, 32, 32)
-    expected = processor.image_processor(images=list(torch.from_numpy(video[[1, 4, 7, 10]]).permute(0, 3, 1, 2)),
-                                         return_tensors="pt")["pixel_values"]
+    expected = processor.image_processor(
+        images=list(torch.from_numpy(video[[1, 4, 7, 10]]).permute(0, 3, 1, 2)), return_tensors="pt"
+    )["pixel_values"]
     torch.testing.assert_close(batch["pixel_values"][0], expected)
     assert batch["input_ids"].tolist() == [[49406, 320, 1125, 539, 320, 2368, 49407]]
     assert batch["attention_mask"].tolist() == [[1] * 7]

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Tests of the Gradio Space (`space_app/`): input checks, heatmaps, model cache, and the app served on 127.0.0.1."""
 
 import colorsys

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """End-to-end browser test of the Space: headless Debian Chromium (selenium) uploads a video and reads the labels.
 
 Needs the Debian packages `chromium` and `chromium-driver` (`scripts/install_browser.sh`); no browser is downloaded at

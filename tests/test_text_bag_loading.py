@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`load_text_bags`: published folders load by configuration, and two folders named alike never share a cache."""
 
 import pytest

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The offline CLIP tokenizer must produce exactly OpenAI CLIP's ids."""
 
 import gzip

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Tests of training/data.py: bag sampling rules, dataset preparation, augmentation, skipping, collation."""
 
 import logging

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Tests of modeling_maxi.model_card (the template shared by training export and checkpoint conversion)."""
 
 import pytest

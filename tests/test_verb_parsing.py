@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Verb extraction with the real spaCy pipeline and lemminflect, and the extract_verbs CLI."""
 
 import pytest

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 import logging
 import pickle
 
@@ -119,7 +120,13 @@ def test_uniform_is_evenly_spaced_from_first_to_last_frame():
     assert sample_frame_indices(250, 8, "uniform") == expected
     # training changes nothing for uniform sampling
     assert sample_frame_indices(30, 7, "uniform", training=True, generator=np.random.default_rng(0)) == [
-        0, 5, 10, 15, 19, 24, 29,
+        0,
+        5,
+        10,
+        15,
+        19,
+        24,
+        29,
     ]
 
 
@@ -327,7 +334,10 @@ def test_video_decode_error_pickles():
     error = VideoDecodeError("/data/a.mp4", "pyav", "bad data", {"decord": "x", "pyav": "bad data"})
     clone = pickle.loads(pickle.dumps(error))
     assert (clone.path, clone.backend, clone.reason, clone.attempts) == (
-        error.path, error.backend, error.reason, error.attempts,
+        error.path,
+        error.backend,
+        error.reason,
+        error.attempts,
     )
     assert str(clone) == str(error)
 

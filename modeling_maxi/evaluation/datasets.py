@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Evaluation datasets of the zero-shot / few-shot protocol (ViFi-CLIP, X-CLIP; MAXI paper sec. 4.1 and supp. sec. 1):
 a registry of the built-in benchmarks, split-file parsing and class-name handling.
 

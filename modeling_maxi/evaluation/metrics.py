@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Metrics of the protocol, computed by the `evaluate` metric modules shipped with the package
 (`metric_scripts/top_k_accuracy`, `metric_scripts/mean_average_precision`, scikit-learn inside) and loaded by path:
 `evaluate` has neither metric built in and the Hub may be unreachable.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Aggregation of per-split results (mean ± std over splits, as the protocol reports them) and their output as JSON and
 as a Markdown table ready for a model card."""
 

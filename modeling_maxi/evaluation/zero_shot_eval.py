@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Zero-shot evaluation loop of the protocol (MAXI supp. sec. 2, "Inference"): one view per video (segment-centre
 frames, centre crop by the processor), one prompt per class (`"a photo of a {}."`), class text embeddings computed once,
 videos batched through a torch `DataLoader`. Videos that are missing or cannot be decoded are counted and listed in the

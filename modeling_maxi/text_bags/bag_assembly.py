@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Assemble text bags from the per-class LLM verbs and the per-video caption verbs (paper sec. 3.2, Table 6).
 
 A text bag is the de-duplicated union of its sources, in a deterministic order: the sources in the order given

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Caption and caption-parsing stages of the text-bag pipeline (paper sec. 3.2 "Captioning").
 
 BLIP (`Salesforce/blip-image-captioning-large` by default) captions 8 frames sampled uniformly over each video,

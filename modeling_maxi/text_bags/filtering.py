@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Filter stage: keep the fraction p of videos whose CLIP match is most confident (paper sec. 3.2, Table 4).
 
 Counting rule (tested): with N videos and ratio p the filter keeps exactly `ceil(p * N)` videos, where `p * N` is

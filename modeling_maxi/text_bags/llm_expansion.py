@@ -1,5 +1,4 @@
-# Copyright 2026 The MAXI release authors.
-# Licensed under the Apache License, Version 2.0.
+# SPDX-License-Identifier: Apache-2.0
 """LLM expansion of action names into short descriptive phrases (MAXI, paper sec. 3.2 "LLM").
 
 For every *distinct* action of the dictionary that CLIP matched to at least one video, a chat model behind any

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Match stage of the text-bag pipeline: CLIP assigns every unlabeled video its closest dictionary action.
 
 The dictionary is encoded once per build by prompt ensembling (CLIP's recipe, paper supp. sec. 2): every class name

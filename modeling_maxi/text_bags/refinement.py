@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Optional refine step after matching: transductive refinement of the dictionary's classes (not in the paper).
 
 MAXI matches every video once, to the prompt-ensembled text embeddings of the dictionary (paper eq. 1). This module
@@ -309,6 +310,7 @@ def rematch_with_refined_classes(
         rewrite, batched=True, with_indices=True, keep_in_memory=True, desc="Matching to refined class embeddings"
     )
     summary = {"method": method, "steps": steps, "videos": len(readable), "changed_matches": changed}
-    logger.info("Refined the classes (%s) in %d steps over %d videos: %d matches changed", method, steps,
-                len(readable), changed)
+    logger.info(
+        "Refined the classes (%s) in %d steps over %d videos: %d matches changed", method, steps, len(readable), changed
+    )
     return rematched, summary

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Disjoint shards of a video index, stable across machines and Python processes.
 
 Python's `hash()` is salted per process, so shards are assigned from a SHA-1 digest of the video's relative path:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Resumable, persisted pipeline stages on top of `datasets`.
 
 Every stage of the text-bag build lives in `<output_dir>/stages/<stage>/`: the result saved with `save_to_disk`

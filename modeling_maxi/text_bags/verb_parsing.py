@@ -1,5 +1,4 @@
-# Copyright 2026 The MAXI release authors.
-# Licensed under the Apache License, Version 2.0.
+# SPDX-License-Identifier: Apache-2.0
 """Verbs and verb phrases from free text (LLM phrases, frame captions) with spaCy, augmented with lemminflect.
 
 MAXI (paper sec. 3.2) parses the LLM phrases and the BLIP frame captions with spaCy and adds the verbs, in lemma and

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Index stage of the text-bag pipeline: turn a directory tree or a list file into a `datasets.Dataset` of videos.
 
 The list-file format is the one of the evaluation splits shipped with MAXI (`relative/path [label]`, one video per

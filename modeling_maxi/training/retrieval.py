@@ -1,4 +1,4 @@
-# Copyright 2026 The MAXI authors and contributors. Licensed under the Apache License, Version 2.0.
+# SPDX-License-Identifier: Apache-2.0
 """Video-to-bag retrieval accuracy: a quick check of what MIL-NCE training optimises, on the training bags."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Generated test videos: real H.264 mp4 files written with PyAV, plus broken files for the error paths.
 
 Frames made by :func:`make_moving_square_frames` carry their own frame index as a binary code of black/white
@@ -61,7 +62,7 @@ def make_moving_square_frames(num_frames: int, size: int | Sequence[int] = (64, 
         top = CODE_BLOCK * 2 + (index * 3) % max(1, height - CODE_BLOCK * 2 - side)
         left = (index * 5) % max(1, width - side)
         frame[top : top + side, left : left + side] = color
-        frame[:CODE_BLOCK * 2, :] = 128
+        frame[: CODE_BLOCK * 2, :] = 128
         for bit in range(INDEX_BITS):
             value = 255 if (index >> (INDEX_BITS - 1 - bit)) & 1 else 0
             frame[:CODE_BLOCK, bit * CODE_BLOCK : (bit + 1) * CODE_BLOCK] = value

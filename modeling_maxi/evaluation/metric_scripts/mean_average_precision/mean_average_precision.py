@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Mean average precision (macro over classes) of multi-label classification as an `evaluate` metric module, loaded by
 path: `evaluate.load("modeling_maxi/evaluation/metric_scripts/mean_average_precision")`."""
 

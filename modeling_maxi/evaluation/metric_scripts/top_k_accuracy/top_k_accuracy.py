@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Top-k accuracy as an `evaluate` metric module, loaded by path: `evaluate.load(".../top_k_accuracy")`."""
 
 import datasets
