@@ -26,6 +26,7 @@ from tests.test_train_fixtures import (
     assert_script_fails_with_one_line,
     build_text_bag_dataset,
     save_text_bag_dataset,
+    tiny_train_args,
 )
 from training.train import DataArguments, ModelArguments, main
 
@@ -42,22 +43,7 @@ def workspace(tmp_path_factory):
 
 
 def _args(workspace, output_dir, *extra):
-    root, bags, model_dir = workspace
-    return [
-        "--model_name_or_path", str(model_dir),
-        "--dataset_name", str(bags),
-        "--video_root", str(root),
-        "--num_frames", "2",
-        "--bag_size", "3",
-        "--per_device_train_batch_size", "4",
-        "--learning_rate", "1e-3",
-        "--logging_steps", "1",
-        "--report_to", "none",
-        "--use_cpu", "true",
-        "--disable_tqdm", "true",
-        "--output_dir", str(output_dir),
-        *extra,
-    ]  # fmt: skip
+    return tiny_train_args(*workspace, output_dir, *extra)
 
 
 def parse_args(argv):

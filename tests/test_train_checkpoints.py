@@ -21,7 +21,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from modeling_maxi.training import MaxiTrainingArguments, checkpoint_problems, find_resume_checkpoint
 from modeling_maxi.training.checkpoints import rng_state_files
 from tests.helpers.tiny_models import save_tiny_model
-from tests.test_train_fixtures import save_text_bag_dataset
+from tests.test_train_fixtures import save_text_bag_dataset, tiny_train_args
 from training.train import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,24 +37,8 @@ def workspace(tmp_path_factory):
 
 
 def _args(workspace, output_dir, *extra):
-    root, bags, model_dir = workspace
-    return [
-        "--model_name_or_path", str(model_dir),
-        "--dataset_name", str(bags),
-        "--video_root", str(root),
-        "--num_frames", "2",
-        "--bag_size", "3",
-        "--per_device_train_batch_size", "4",
-        "--learning_rate", "1e-3",
-        "--max_steps", "4",
-        "--save_steps", "2",
-        "--logging_steps", "1",
-        "--report_to", "none",
-        "--use_cpu", "true",
-        "--disable_tqdm", "true",
-        "--output_dir", str(output_dir),
-        *extra,
-    ]  # fmt: skip
+    """4 steps, checkpoint-2 and checkpoint-4."""
+    return tiny_train_args(*workspace, output_dir, "--max_steps", "4", "--save_steps", "2", *extra)
 
 
 def _arguments(output_dir, **overrides) -> MaxiTrainingArguments:
