@@ -280,21 +280,22 @@ class StepClock(TrainerCallback):
             control.should_training_stop = self.timed_steps >= 2 and now - self.start >= self.seconds
 
 
-def loader_rate(trainer: MaxiTrainer, seconds: float) -> float:
+def loader_rate(trainer: MaxiTrainer, seconds: float) -> tuple[float, dict]:
     """Clips/s of the Trainer's own training dataloader (its workers, pinning, device placement), first batch
-    excluded (worker start-up)."""
+    excluded (worker start-up); also returns the last batch, already on the device."""
     loader = iter(trainer.get_train_dataloader())
-    next(loader)
+    batch = next(loader)
     start, clips = time.perf_counter(), 0
     while clips == 0 or time.perf_counter() - start < seconds:
-        clips += len(next(loader)["pixel_values"])
+        batch = next(loader)
+        clips += len(batch["pixel_values"])
     rate = clips / (time.perf_counter() - start)
     del loader
-    return rate
+    return rate, batch
 
 
 def compute_only_train_rate(trainer: MaxiTrainer, batch: dict, seconds: float) -> float:
-    """Clips/s of forward, MIL-NCE loss, backward and AdamW step on one batch already on the device."""
+    """Clips/s of forward, MIL-NCE loss, backward and AdamW step on one batch, kept on the device."""
     args, model, device = trainer.args, trainer.model, trainer.args.device
     model.train()
     if args.activation_checkpointing:
@@ -337,9 +338,9 @@ def training_rates(args, sizes: Sizes, work: Path, paths: list[str], device: tor
         bag_size=data_args.bag_size,
     )
     batch_size = training_args.per_device_train_batch_size
-    rates = {"loader": loader_rate(trainer, args.seconds)}
-    first_batch = trainer.data_collator([dataset[index] for index in range(batch_size)])
-    rates["train_compute_only"] = compute_only_train_rate(trainer, first_batch, args.seconds)
+    rates = {}
+    rates["loader"], batch = loader_rate(trainer, args.seconds)
+    rates["train_compute_only"] = compute_only_train_rate(trainer, batch, args.seconds)
     trainer.train()
     clips_per_step = batch_size * training_args.gradient_accumulation_steps
     rates["train"] = clock.timed_steps * clips_per_step / (clock.end - clock.start)

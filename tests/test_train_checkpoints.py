@@ -77,7 +77,7 @@ def _truncate(path: Path, keep: float = 0.5) -> None:
         (lambda f: (f / "trainer_state.json").unlink(), "no trainer_state.json"),
         (lambda f: (f / "optimizer.pt").unlink(), "no optimizer.pt"),
         (lambda f: (f / "scheduler.pt").unlink(), "no scheduler.pt"),
-        (lambda f: (f / "rng_state.pth").unlink(), "no rng_state.pth"),
+        (lambda f: (f / "rng_state.pth").unlink(), r"no RNG state \(rng_state.pth\)"),
         (lambda f: (f / "model.safetensors").unlink(), r"no weights \(model.safetensors or"),
         (lambda f: _truncate(f / "model.safetensors"), r"model.safetensors is truncated \(\d+ of \d+ bytes\)"),
         (lambda f: _truncate(f / "model.safetensors", 0.00001), "model.safetensors is truncated"),
@@ -117,24 +117,45 @@ def test_sharded_weights_need_every_shard(uninterrupted, tmp_path):
     assert checkpoint_problems(folder, _arguments(tmp_path)) == ["no model-00002-of-00002.safetensors"]
 
 
-def test_required_files_follow_the_resuming_run(uninterrupted, tmp_path):
-    """Several processes each need their RNG file; --save_only_model checkpoints hold only weights and state."""
+def _run_of(world_size, output_dir):
+    """The parts of `TrainingArguments` that `find_resume_checkpoint` reads, for a run of `world_size` processes."""
+    return SimpleNamespace(
+        world_size=world_size, save_only_model=False, deepspeed=None, fsdp=None, output_dir=str(output_dir),
+        resume_from_checkpoint=None,
+    )  # fmt: skip
+
+
+def test_rng_state_of_every_process_of_the_saving_run_is_needed(uninterrupted, tmp_path, caplog):
+    """Each process writes its RNG state; a gap means a process died before writing its own. A checkpoint saved by
+    another number of processes is complete, and resuming from it says the RNG state is not restored exactly."""
     folder = _copy(uninterrupted / "checkpoint-2", tmp_path / "checkpoint-2")
-    two_processes = SimpleNamespace(world_size=2, save_only_model=False, deepspeed=None, fsdp=None)
-    assert checkpoint_problems(folder, two_processes) == ["no rng_state_0.pth", "no rng_state_1.pth"]
-    shutil.copy(folder / "rng_state.pth", folder / "rng_state_0.pth")
-    shutil.copy(folder / "rng_state.pth", folder / "rng_state_1.pth")
-    assert checkpoint_problems(folder, two_processes) == []
+    (folder / "rng_state.pth").rename(folder / "rng_state_0.pth")
+    shutil.copy(folder / "rng_state_0.pth", folder / "rng_state_1.pth")
+    shutil.copy(folder / "rng_state_0.pth", folder / "rng_state_2.pth")
+    assert checkpoint_problems(folder, _run_of(3, tmp_path)) == []
     (folder / "rng_state_1.pth").unlink()  # process 1 was killed before it wrote its RNG state
-    assert checkpoint_problems(folder, two_processes) == ["no rng_state_1.pth"]
-    for name in ("optimizer.pt", "scheduler.pt", "rng_state.pth", "rng_state_0.pth"):
+    assert checkpoint_problems(folder, _run_of(3, tmp_path)) == ["no rng_state_1.pth"]
+    assert checkpoint_problems(folder, _run_of(1, tmp_path)) == ["no rng_state_1.pth"]
+    (folder / "rng_state_2.pth").unlink()
+    assert checkpoint_problems(folder, _run_of(2, tmp_path)) == ["no rng_state_1.pth"]  # n >= 2 files or none
+    (folder / "rng_state_0.pth").unlink()
+    assert checkpoint_problems(folder, _run_of(2, tmp_path)) == ["no RNG state (rng_state_0.pth, rng_state_1.pth)"]
+
+    shutil.copy(uninterrupted / "checkpoint-2" / "rng_state.pth", folder / "rng_state.pth")  # saved by one process
+    with caplog.at_level(logging.WARNING, logger="modeling_maxi.training.checkpoints"):
+        assert find_resume_checkpoint(_run_of(4, tmp_path)) == str(folder)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"Checkpoint {folder}: saved by 1 process(es), resumed by 4: RNG state not restored exactly."
+    ]
+
+
+def test_save_only_model_checkpoints_need_only_weights_and_state(uninterrupted, tmp_path):
+    folder = _copy(uninterrupted / "checkpoint-2", tmp_path / "checkpoint-2")
+    for name in ("optimizer.pt", "scheduler.pt", "rng_state.pth"):
         (folder / name).unlink()
     assert checkpoint_problems(folder, _arguments(tmp_path, save_only_model=True)) == []
-    assert checkpoint_problems(folder, _arguments(tmp_path)) == [
-        "no optimizer.pt",
-        "no scheduler.pt",
-        "no rng_state.pth",
-    ]
+    expected = ["no optimizer.pt", "no scheduler.pt", "no RNG state (rng_state.pth)"]
+    assert checkpoint_problems(folder, _arguments(tmp_path)) == expected
 
 
 def test_newest_complete_checkpoint_is_chosen_and_the_skipped_ones_are_logged(uninterrupted, tmp_path, caplog):

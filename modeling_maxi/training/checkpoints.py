@@ -9,7 +9,9 @@ file the Trainer writes into it is there and whole:
 
 - the weights (``model.safetensors``, a sharded index with all its shards, or their ``.bin`` forms);
 - ``optimizer.pt`` and ``scheduler.pt``;
-- the RNG state of every process of this run (``rng_state.pth``, or ``rng_state_<i>.pth`` for each process ``i``);
+- the RNG state of every process of the run that saved it: ``rng_state.pth`` for one process, ``rng_state_0.pth``
+  to ``rng_state_<n-1>.pth`` for ``n >= 2``, with no gap (a checkpoint saved by another number of processes than the
+  resuming run's is complete, with a warning: the Trainer restores the RNG only of the processes it has a file for);
 - ``trainer_state.json``, which the Trainer writes last, valid JSON with the folder's step.
 
 "Whole" means a safetensors file as long as its header says, a `torch.save` archive with its closing zip record,
@@ -41,6 +43,7 @@ OPTIMIZER_FILES = ("optimizer.pt", "scheduler.pt")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 WEIGHT_INDEX_FILES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
 _CHECKPOINT_FOLDER = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
+_RNG_FILE = re.compile(r"^rng_state_(\d+)\.pth$")
 
 
 def _safetensors_problem(path: Path) -> str | None:
@@ -55,9 +58,10 @@ def _safetensors_problem(path: Path) -> str | None:
             return f"{path.name} is truncated ({size} bytes, its header alone needs {8 + header_size})"
         try:
             header = json.loads(file.read(header_size))
-        except ValueError:
+            ends = [entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"]
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError):
             return f"{path.name} has an unreadable header"
-    data_end = max((entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"), default=0)
+    data_end = max(ends, default=0)
     if size != 8 + header_size + data_end:
         return f"{path.name} is truncated ({size} of {8 + header_size + data_end} bytes)"
     return None
@@ -112,35 +116,55 @@ def rng_state_files(world_size: int) -> list[str]:
     return [f"rng_state_{rank}.pth" for rank in range(world_size)]
 
 
+def _rng_state_check(folder: Path, world_size: int) -> tuple[list[str], list[str]]:
+    """(problems, notes) of the RNG-state files of `folder` for a resuming run of `world_size` processes."""
+    ranks = [int(match.group(1)) for path in folder.glob("rng_state_*.pth") if (match := _RNG_FILE.match(path.name))]
+    if ranks:  # a run of n >= 2 processes writes rng_state_0.pth ... rng_state_<n-1>.pth
+        saved_by = max(max(ranks) + 1, 2)
+    elif (folder / "rng_state.pth").is_file():
+        saved_by = 1
+    else:
+        return [f"no RNG state ({', '.join(rng_state_files(world_size))})"], []
+    names = rng_state_files(saved_by)
+    problems = [problem for name in names if (problem := _file_problem(folder, name))]
+    if problems or saved_by == world_size:
+        return problems, []
+    return [], [f"saved by {saved_by} process(es), resumed by {world_size}: RNG state not restored exactly"]
+
+
+def _inspect(checkpoint: str | os.PathLike, training_args: TrainingArguments) -> tuple[list[str], list[str]]:
+    """(problems, notes) of a checkpoint folder for a run with `training_args` (see `checkpoint_problems`)."""
+    folder = Path(checkpoint)
+    if not folder.is_dir():
+        return [f"{folder} is not a folder"], []
+    match = _CHECKPOINT_FOLDER.match(folder.name)
+    step = int(match.group(1)) if match else None
+    problems, notes = [], []
+    if not (training_args.deepspeed or training_args.fsdp):
+        problems += _weights_problems(folder)
+        if not training_args.save_only_model:
+            problems += [problem for name in OPTIMIZER_FILES if (problem := _file_problem(folder, name))]
+    if not training_args.save_only_model:
+        rng_problems, notes = _rng_state_check(folder, training_args.world_size)
+        problems += rng_problems
+    state_problem = _trainer_state_problem(folder, step)
+    return problems + ([state_problem] if state_problem else []), notes
+
+
 def checkpoint_problems(checkpoint: str | os.PathLike, training_args: TrainingArguments) -> list[str]:
     """
     Why a run with `training_args` cannot resume from the folder `checkpoint`; an empty list when it is complete.
 
     Args:
         checkpoint (`str` or `os.PathLike`): A `checkpoint-<step>` folder written by the Trainer.
-        training_args (`TrainingArguments`): The resuming run's arguments: its number of processes decides which
-            RNG-state files are needed, `save_only_model`, `deepspeed` and `fsdp` which other files the Trainer
-            wrote.
+        training_args (`TrainingArguments`): The resuming run's arguments: `save_only_model`, `deepspeed` and
+            `fsdp` decide which files the Trainer wrote.
 
     Returns:
         `list[str]`: One short reason per missing or cut-off file (e.g. `"no optimizer.pt"`,
         `"model.safetensors is truncated (1024 of 4096 bytes)"`).
     """
-    folder = Path(checkpoint)
-    if not folder.is_dir():
-        return [f"{folder} is not a folder"]
-    match = _CHECKPOINT_FOLDER.match(folder.name)
-    step = int(match.group(1)) if match else None
-    problems = []
-    if not (training_args.deepspeed or training_args.fsdp):
-        problems += _weights_problems(folder)
-        if not training_args.save_only_model:
-            problems += [problem for name in OPTIMIZER_FILES if (problem := _file_problem(folder, name))]
-    if not training_args.save_only_model:
-        rng_files = rng_state_files(training_args.world_size)
-        problems += [problem for name in rng_files if (problem := _file_problem(folder, name))]
-    state_problem = _trainer_state_problem(folder, step)
-    return problems + ([state_problem] if state_problem else [])
+    return _inspect(checkpoint, training_args)[0]
 
 
 def _checkpoint_folders(output_dir: str) -> list[tuple[int, Path]]:
@@ -167,13 +191,14 @@ def find_resume_checkpoint(training_args: TrainingArguments) -> str | None:
     """
     explicit = training_args.resume_from_checkpoint
     if explicit is not None:
-        problems = checkpoint_problems(explicit, training_args)
+        problems, notes = _inspect(explicit, training_args)
         if problems:
             newest = _newest_complete_checkpoint(training_args, log_skipped=False)
             hint = f" The newest complete checkpoint of --output_dir is {newest}." if newest else ""
             raise ValueError(
                 f"--resume_from_checkpoint {str(explicit)!r} cannot be resumed from: {'; '.join(problems)}.{hint}"
             )
+        _log_notes(explicit, notes)
         return str(explicit)
     return _newest_complete_checkpoint(training_args, log_skipped=True)
 
@@ -184,10 +209,12 @@ def _newest_complete_checkpoint(training_args: TrainingArguments, log_skipped: b
         return None
     skipped = False
     for _, folder in _checkpoint_folders(output_dir):
-        problems = checkpoint_problems(folder, training_args)
+        problems, notes = _inspect(folder, training_args)
         if not problems:
             if skipped:
                 logger.warning("Resuming from %s, the newest complete checkpoint.", folder)
+            if log_skipped:
+                _log_notes(folder, notes)
             return str(folder)
         if log_skipped:
             logger.warning("Skipping incomplete checkpoint %s: %s.", folder, "; ".join(problems))
@@ -195,3 +222,8 @@ def _newest_complete_checkpoint(training_args: TrainingArguments, log_skipped: b
     if skipped:
         logger.warning("No complete checkpoint in %s: training starts from step 0.", output_dir)
     return None
+
+
+def _log_notes(folder, notes: list[str]) -> None:
+    for note in notes:
+        logger.warning("Checkpoint %s: %s.", folder, note)
