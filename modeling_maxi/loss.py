@@ -13,10 +13,12 @@ the text bags of the whole batch are the keys (columns): with ``B`` bags of ``N`
 - ``nce``: :func:`nce_loss`, one text per bag (Table 7 "NCE" = Table 8 bag size 1);
 - ``cross_entropy``: :func:`class_prompt_cross_entropy`, classification over the dictionary's class prompts.
 
-Across processes, :func:`gather_features` collects the global batch from every rank while keeping the autograd
-graph to the local shard, and :func:`distributed_text_bag_loss` combines both so that the rank-mean of the returned
-loss equals the single-process loss on the concatenated batch and DDP's gradient averaging yields exactly the
-single-process gradients.
+Across processes, :func:`distributed_text_bag_loss` has two scopes (:data:`CONTRAST_SCOPES`). ``"global"`` (the
+default): :func:`gather_features` collects the bags of every rank while keeping the autograd graph to the local
+shard, so that the rank-mean of the returned loss equals the single-process loss on the concatenated batch and DDP's
+gradient averaging yields exactly the single-process gradients. ``"local"``: each rank contrasts its own videos with
+its own bags only, no gather, as the authors' released code trained; the rank-mean is then the mean of the per-rank
+losses, and every video is contrasted with the ``B_local`` bags of its rank instead of the ``B_global`` of the step.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
+    "CONTRAST_SCOPES",
     "LOSS_VARIANTS",
     "TEXT_BAG_LOSSES",
     "GatheredFeatures",
@@ -46,6 +49,9 @@ __all__ = [
 ]
 
 REDUCTIONS = ("mean", "sum", "none")
+#: Which bags the videos of a process are contrasted with in :func:`distributed_text_bag_loss`: every process's
+#: (``"global"``, gathered) or the process's own (``"local"``, the authors' released code).
+CONTRAST_SCOPES = ("global", "local")
 
 
 def _check_reduction(reduction: str) -> None:
@@ -417,20 +423,37 @@ def gather_features(video_embeds: Tensor, text_embeds: Tensor, pseudo_labels: Te
 
 
 def distributed_text_bag_loss(
-    video_embeds, text_embeds, pseudo_labels, logit_scale, variant="mil_nce", *, class_embeds=None, group=None
+    video_embeds,
+    text_embeds,
+    pseudo_labels,
+    logit_scale,
+    variant="mil_nce",
+    *,
+    class_embeds=None,
+    group=None,
+    contrast_scope="global",
 ) -> Tensor:
-    """Text-bag loss of the local videos against the bags of the **global** batch.
+    """Text-bag loss of the local videos against the bags of the **global** batch, or of the local one.
 
-    Each rank scores only its own videos (rows) against every gathered bag (columns). The local term is rescaled
-    so that the mean of the returned values over ranks equals :func:`text_bag_loss` on the concatenated batch even
-    when ranks hold different numbers of videos. Gradients reach the local shard twice: directly through the local
-    rows and, through the all-gather's backward (an all-reduce), from every other rank's rows; DDP's averaging of
-    parameter gradients then reproduces the single-process gradients exactly.
+    `contrast_scope="global"`: each rank scores only its own videos (rows) against every gathered bag (columns). The
+    local term is rescaled so that the mean of the returned values over ranks equals :func:`text_bag_loss` on the
+    concatenated batch even when ranks hold different numbers of videos. Gradients reach the local shard twice:
+    directly through the local rows and, through the all-gather's backward (an all-reduce), from every other rank's
+    rows; DDP's averaging of parameter gradients then reproduces the single-process gradients exactly.
 
-    Args are those of :func:`text_bag_loss` for the local shard; `group` is the process group (default: world).
+    `contrast_scope="local"`: :func:`text_bag_loss` of the local videos against the local bags, nothing gathered;
+    DDP's averaging then gives the gradient of the mean of the per-rank losses, each rank weighted alike whatever
+    its number of videos. This is how the authors' released code trained (4 GPUs x 16 videos): every video is
+    contrasted with the 16 bags of its GPU, not the 64 of the step.
+
+    Args are those of :func:`text_bag_loss` for the local shard; `group` is the process group (default: world);
+    `contrast_scope` is one of :data:`CONTRAST_SCOPES`. With one process both scopes are :func:`text_bag_loss`.
     """
     _check_variant(variant)
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size(group=group) == 1:
+    if contrast_scope not in CONTRAST_SCOPES:
+        raise ValueError(f"Unknown contrast_scope {contrast_scope!r}; expected one of {', '.join(CONTRAST_SCOPES)}.")
+    distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size(group=group) > 1
+    if contrast_scope == "local" or not distributed:
         return text_bag_loss(video_embeds, text_embeds, pseudo_labels, logit_scale, variant, class_embeds=class_embeds)
     gathered = gather_features(video_embeds, text_embeds, pseudo_labels, group=group)
     terms = text_bag_loss(

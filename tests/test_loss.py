@@ -12,6 +12,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from modeling_maxi.loss import (
+    CONTRAST_SCOPES,
     LOSS_VARIANTS,
     TEXT_BAG_LOSSES,
     class_prompt_cross_entropy,
@@ -203,6 +204,8 @@ def test_single_process_gather_is_identity():
 # ---------------------------------------------------------------------------------------------------------------
 # Two processes (gloo): a DDP-wrapped encoder sees the global batch through the gather; loss and parameter
 # gradients must equal one process training on the concatenated batch. Shards are uneven (4 + 2 videos).
+# With contrast_scope="local" (the authors' released code) nothing is gathered: each process's loss is the loss of its
+# own shard, and DDP's averaging gives the gradient of the mean of the two shard losses.
 SPLITS = ((0, 4), (4, 6))
 DIST_VARIANTS = ("mil_nce", "mil_nce_instance", "mil_nce_per_pair", "mil_max", "nce")
 
@@ -233,17 +236,20 @@ def _worker(rank, world_size, port, result_path):
         video, text = _inputs(seed=11)
         start, stop = SPLITS[rank]
         results = {}
-        for variant in DIST_VARIANTS:
-            model = torch.nn.parallel.DistributedDataParallel(_Pair())
-            v, t = model(video.detach()[start:stop], text.detach()[start:stop])
-            loss = distributed_text_bag_loss(v, t, LABELS[start:stop], model.module.log_scale.exp(), variant)
-            loss.backward()
-            mean_loss = loss.detach().clone()
-            dist.all_reduce(mean_loss)
-            results[variant] = (
-                float(mean_loss) / world_size,
-                {name: p.grad.clone() for name, p in model.module.named_parameters()},
-            )
+        for scope in CONTRAST_SCOPES:
+            for variant in DIST_VARIANTS:
+                model = torch.nn.parallel.DistributedDataParallel(_Pair())
+                v, t = model(video.detach()[start:stop], text.detach()[start:stop])
+                scale = model.module.log_scale.exp()
+                loss = distributed_text_bag_loss(v, t, LABELS[start:stop], scale, variant, contrast_scope=scope)
+                loss.backward()
+                mean_loss = loss.detach().clone()
+                dist.all_reduce(mean_loss)
+                results[scope, variant] = (
+                    float(loss),
+                    float(mean_loss) / world_size,
+                    {name: p.grad.clone() for name, p in model.module.named_parameters()},
+                )
         torch.save(results, f"{result_path}.{rank}")
     finally:
         dist.destroy_process_group()
@@ -255,12 +261,17 @@ def _free_port():
         return sock.getsockname()[1]
 
 
-@pytest.mark.timeout(180)
-def test_two_process_loss_and_gradients_equal_single_process():
+@pytest.fixture(scope="module")
+def two_process_results():
+    """Per rank: `{(contrast_scope, variant): (this rank's loss, rank-mean loss, DDP-averaged gradients)}`."""
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "result")
         mp.spawn(_worker, args=(2, _free_port(), path), nprocs=2, join=True)
-        per_rank = [torch.load(f"{path}.{rank}") for rank in range(2)]
+        return [torch.load(f"{path}.{rank}") for rank in range(2)]
+
+
+@pytest.mark.timeout(180)
+def test_two_process_loss_and_gradients_equal_single_process(two_process_results):
     video, text = _inputs(seed=11)
     for variant in DIST_VARIANTS:
         single = _Pair()
@@ -268,10 +279,46 @@ def test_two_process_loss_and_gradients_equal_single_process():
         loss = text_bag_loss(v, t, LABELS, single.log_scale.exp(), variant)
         loss.backward()
         for rank in range(2):
-            dist_loss, dist_grads = per_rank[rank][variant]
+            _, dist_loss, dist_grads = two_process_results[rank]["global", variant]
             assert dist_loss == pytest.approx(loss.item(), rel=1e-10), variant
             for name, param in single.named_parameters():
                 # DDP averaged the gradients across ranks, so every rank holds the single-process gradient.
                 torch.testing.assert_close(
                     dist_grads[name], param.grad, rtol=1e-9, atol=1e-12, msg=f"{variant}: {name}"
                 )
+
+
+@pytest.mark.timeout(180)
+def test_two_process_local_scope_is_each_process_loss_without_gather(two_process_results):
+    """contrast_scope="local": rank r's loss is the float64 loop reference of shard r alone; the DDP gradient is the
+    gradient of the mean of the two shard references; and it is not the global loss (fewer bags per video)."""
+    video, text = _inputs(seed=11)
+    for variant in DIST_VARIANTS:
+        single = _Pair()
+        v, t = single(video.detach(), text.detach())
+        scale = single.log_scale.exp()
+        shard_references = [
+            reference(v[start:stop], t[start:stop], LABELS[start:stop], scale, variant) for start, stop in SPLITS
+        ]
+        mean_reference = sum(shard_references) / len(SPLITS)
+        mean_reference.backward()
+        global_reference = reference(v.detach(), t.detach(), LABELS, scale.detach(), variant)
+        for rank in range(2):
+            own_loss, mean_loss, grads = two_process_results[rank]["local", variant]
+            assert own_loss == pytest.approx(shard_references[rank].item(), rel=1e-10), (variant, rank)
+            assert mean_loss == pytest.approx(mean_reference.item(), rel=1e-10), variant
+            for name, param in single.named_parameters():
+                torch.testing.assert_close(grads[name], param.grad, rtol=1e-9, atol=1e-12, msg=f"{variant}: {name}")
+            global_grads = two_process_results[rank]["global", variant][2]
+            assert any(not torch.allclose(grads[n], global_grads[n], rtol=1e-3) for n in grads), variant
+        assert abs(mean_reference.item() - global_reference.item()) > 1e-3, variant
+        assert two_process_results[0]["global", variant][1] == pytest.approx(global_reference.item(), rel=1e-10)
+
+
+def test_contrast_scope_is_checked_and_equal_on_one_process():
+    video, text = _inputs(seed=12)
+    expected = mil_nce_loss(video, text, LABELS, 3.0)
+    for scope in CONTRAST_SCOPES:
+        torch.testing.assert_close(distributed_text_bag_loss(video, text, LABELS, 3.0, contrast_scope=scope), expected)
+    with pytest.raises(ValueError, match="Unknown contrast_scope 'per_device'; expected one of global, local"):
+        distributed_text_bag_loss(video, text, LABELS, 3.0, contrast_scope="per_device")

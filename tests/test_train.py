@@ -4,7 +4,6 @@ videos."""
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +26,7 @@ from tests.test_train_fixtures import (
     assert_script_fails_with_one_line,
     build_text_bag_dataset,
     save_text_bag_dataset,
+    tiny_train_args,
 )
 from training.train import DataArguments, ModelArguments, main
 
@@ -43,22 +43,7 @@ def workspace(tmp_path_factory):
 
 
 def _args(workspace, output_dir, *extra):
-    root, bags, model_dir = workspace
-    return [
-        "--model_name_or_path", str(model_dir),
-        "--dataset_name", str(bags),
-        "--video_root", str(root),
-        "--num_frames", "2",
-        "--bag_size", "3",
-        "--per_device_train_batch_size", "4",
-        "--learning_rate", "1e-3",
-        "--logging_steps", "1",
-        "--report_to", "none",
-        "--use_cpu", "true",
-        "--disable_tqdm", "true",
-        "--output_dir", str(output_dir),
-        *extra,
-    ]  # fmt: skip
+    return tiny_train_args(*workspace, output_dir, *extra)
 
 
 def parse_args(argv):
@@ -88,6 +73,23 @@ def test_paper_config_file_and_overrides():
     assert data_args.num_frames == 16  # untouched values still come from the file
 
 
+def test_paper_config_documents_the_authors_run_and_keeps_the_global_contrast():
+    """The YAML's default contrasts the global batch; the authors' run (its comment gives the command) is 4 processes x
+    16 videos x gradient accumulation 4 with each process's own batch, the same 256 videos per update."""
+    _, _, training_args = parse_args([str(CONFIG), "--use_cpu", "true", "--bf16", "false"])
+    assert training_args.contrast_scope == "global"
+    text = CONFIG.read_text()
+    command = next(line for line in text.splitlines() if "--contrast_scope local" in line)
+    flags = command.split("maxi_vitb16_k400.yaml", 1)[1].split()
+    assert "--num_processes 4" in text and flags[flags.index("--contrast_scope") + 1] == "local"
+    _, _, authors = parse_args(["--config", str(CONFIG), *flags, "--use_cpu", "true", "--bf16", "false"])
+    layout = (authors.contrast_scope, authors.per_device_train_batch_size, authors.gradient_accumulation_steps)
+    assert layout == ("local", 16, 4)
+    assert 4 * authors.per_device_train_batch_size * authors.gradient_accumulation_steps == 256  # paper sec. 4.2
+    yaml_batch = training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
+    assert yaml_batch * int(text.split("--num_processes ", 1)[1].split()[0]) == 256
+
+
 def test_augmentations_flag_defaults_to_the_paper_and_none_disables_all(tmp_path):
     common = ["--output_dir", str(tmp_path), "--use_cpu", "true"]
     assert parse_args(common)[1].augmentations == ["multiscale_crop", "flip", "color_jitter", "grayscale"]
@@ -99,6 +101,7 @@ def test_augmentations_flag_defaults_to_the_paper_and_none_disables_all(tmp_path
     ("flags", "message"),
     [
         (["--loss_variant", "milnce"], "--loss_variant 'milnce' unknown"),
+        (["--contrast_scope", "per_gpu"], "--contrast_scope 'per_gpu' unknown; choose from global, local"),
         (["--bag_size", "0"], "--bag_size must be >= 1, got 0"),
         (["--ensemble_ratio", "1.5"], "--ensemble_ratio must be in \\[0, 1\\], got 1.5"),
         (["--filter_ratio", "0"], "--filter_ratio must be in \\(0, 1\\], got 0"),
@@ -222,7 +225,7 @@ def test_learning_check_bags_become_retrievable(workspace, tmp_path):
         assert (end[name] - start[name]).abs().max() > 1e-3, name
 
 
-def _launch(workspace, tmp_path, num_processes):
+def _launch(workspace, tmp_path, num_processes, *extra):
     out = tmp_path / f"launch{num_processes}"
     # accelerate's own multi-CPU launcher needs mpirun; its torch.distributed launcher (`--multi_gpu`) with the
     # script's `--use_cpu true` runs the processes on CPU with gloo instead.
@@ -232,7 +235,7 @@ def _launch(workspace, tmp_path, num_processes):
         *launcher, "--num_processes", str(num_processes), "--num_machines", "1",
         "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
         str(REPO / "training" / "train.py"),
-        *_args(workspace, out, "--max_steps", "2", "--log_level", "info", "--save_strategy", "no"),
+        *_args(workspace, out, "--max_steps", "2", "--log_level", "info", "--save_strategy", "no", *extra),
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
@@ -241,15 +244,41 @@ def _launch(workspace, tmp_path, num_processes):
     return out, result.stdout + result.stderr
 
 
+def _logged_losses(out) -> dict[int, float]:
+    """The losses of a finished run, from the trainer_state.json that train.py saves next to the export."""
+    history = json.loads((out / "trainer_state.json").read_text())["log_history"]
+    return {h["step"]: h["loss"] for h in history if "loss" in h}
+
+
+@pytest.fixture(scope="module")
+def two_process_launch(workspace, tmp_path_factory):
+    """A 2-process CPU run (gloo) with the default global contrast: its output folder and log."""
+    return _launch(workspace, tmp_path_factory.mktemp("launch_global"), 2)
+
+
 @pytest.mark.timeout(420)
 @pytest.mark.parametrize("num_processes", [1, 2])
-def test_accelerate_launch_cpu_smoke(workspace, tmp_path, num_processes):
-    out, log = _launch(workspace, tmp_path, num_processes)
+def test_accelerate_launch_cpu_smoke(workspace, tmp_path, num_processes, request):
+    if num_processes == 1:
+        out, log = _launch(workspace, tmp_path, num_processes)
+    else:
+        out, log = request.getfixturevalue("two_process_launch")
     assert f"Total train batch size (w. parallel, distributed & accumulation) = {4 * num_processes}" in log
     model = AutoModel.from_pretrained(out)
     assert isinstance(model, MaxiVideoCLIPModel) and AutoProcessor.from_pretrained(out).num_frames == 2
     assert (out / "README.md").is_file() and (out / "train_results.json").is_file()
-    shutil.rmtree(out)
+    if num_processes == 2:
+        assert "Contrast scope global: each process's videos meet all processes' bags (gathered)." in log
+
+
+@pytest.mark.timeout(420)
+def test_two_process_local_contrast_scope_changes_the_loss_of_the_same_batches(workspace, tmp_path, two_process_launch):
+    """`--contrast_scope local` (the authors' released code) reaches the loss through the script: the same first
+    batches (same model, same data on each process) give another loss than with the bags of both processes."""
+    out, log = _launch(workspace, tmp_path, 2, "--contrast_scope", "local")
+    assert "Contrast scope local: each process's videos meet its own bags only." in log
+    local, global_ = _logged_losses(out)[1], _logged_losses(two_process_launch[0])[1]
+    assert abs(local - global_) > 1e-3, (local, global_)  # each video meets 4 bags, not the 8 of both processes
 
 
 def _trainer(tmp_path, model, processor, **overrides):

@@ -130,3 +130,22 @@ def assert_script_fails_with_one_line(script: str, argv: list[str], *expected: s
     for text in expected:
         assert text in lines[-1], (text, lines[-1])
     return lines[-1]
+
+
+def tiny_train_args(root: Path, bags: Path, model_dir: Path, output_dir: Path, *extra: str) -> list[str]:
+    """train.py flags for a CPU run of a tiny model (2 frames, bags of 3, batches of 4) on the dataset of `root`."""
+    return [
+        "--model_name_or_path", str(model_dir),
+        "--dataset_name", str(bags),
+        "--video_root", str(root),
+        "--num_frames", "2",
+        "--bag_size", "3",
+        "--per_device_train_batch_size", "4",
+        "--learning_rate", "1e-3",
+        "--logging_steps", "1",
+        "--report_to", "none",
+        "--use_cpu", "true",
+        "--disable_tqdm", "true",
+        "--output_dir", str(output_dir),
+        *extra,
+    ]  # fmt: skip

@@ -190,7 +190,8 @@ def main(argv: list[str] | None = None) -> MaxiTrainer:
     setup_logging(training_args)
     logger.info("Training arguments %s", training_args)
 
-    # 2. Resume from --resume_from_checkpoint or from the last checkpoint in --output_dir; seed.
+    # 2. Resume from --resume_from_checkpoint or from the newest complete checkpoint in --output_dir (folders left by
+    #    an interrupted save are skipped, with the reason logged); seed.
     checkpoint = find_resume_checkpoint(training_args)
     if checkpoint is not None:
         logger.info("Resuming from %s.", checkpoint)

@@ -3,8 +3,9 @@
 arguments; loading of the run's inputs; the export (weight-space ensembling, Hub-ready folder, model card); and the
 video-to-bag retrieval check."""
 
-from .arguments import MaxiTrainingArguments, find_resume_checkpoint
+from .arguments import MaxiTrainingArguments
 from .card import card_fields, render_training_model_card
+from .checkpoints import checkpoint_problems, find_resume_checkpoint
 from .data import (
     PROMPT_TEMPLATE,
     TEXT_SOURCE_COLUMNS,
@@ -29,6 +30,7 @@ __all__ = [
     "TextBagCollator",
     "TextBagVideoDataset",
     "card_fields",
+    "checkpoint_problems",
     "configure_trainable",
     "ensemble_with_base",
     "export_trained_model",

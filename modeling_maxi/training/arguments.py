@@ -3,15 +3,13 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
-from transformers.trainer_utils import get_last_checkpoint
 
-from ..loss import LOSS_VARIANTS
+from ..loss import CONTRAST_SCOPES, LOSS_VARIANTS
 
-__all__ = ["MaxiTrainingArguments", "find_resume_checkpoint"]
+__all__ = ["MaxiTrainingArguments"]
 
 
 @dataclass
@@ -22,6 +20,10 @@ class MaxiTrainingArguments(TrainingArguments):
     Args:
         loss_variant (`str`, defaults to `"mil_nce"`): One of `modeling_maxi.loss.LOSS_VARIANTS` (Eq. 2 and the
             Table-7 objectives).
+        contrast_scope (`str`, defaults to `"global"`): Which bags each process's videos are contrasted with:
+            `"global"`, the bags of every process (the loss of the concatenated micro-batch), or `"local"`, only
+            the process's own (no gather; DDP averages the per-process losses' gradients), as the authors'
+            released code trained (4 GPUs x 16 videos, gradient accumulation 4). One process: both are the same.
         temperature_init (`float`, *optional*, defaults to 0.02): Initial temperature sigma (the logit scale starts at
             `1 / sigma`); `None` keeps the model's.
         learn_temperature (`bool`, defaults to `True`): Train the temperature with the encoders.
@@ -34,6 +36,14 @@ class MaxiTrainingArguments(TrainingArguments):
 
     loss_variant: str = field(
         default="mil_nce", metadata={"help": f"Objective, one of {', '.join(LOSS_VARIANTS)} (paper: mil_nce)."}
+    )
+    contrast_scope: str = field(
+        default="global",
+        metadata={
+            "help": "Bags each process's videos are contrasted with: 'global' (all processes', gathered) or 'local' "
+            "(the process's own micro-batch only, as the authors' released code; paper runs: 4 GPUs x 16 videos x "
+            "gradient accumulation 4)."
+        },
     )
     temperature_init: float | None = field(
         default=0.02, metadata={"help": "Initial temperature sigma (logit scale 1/sigma); None keeps the model's."}
@@ -50,6 +60,10 @@ class MaxiTrainingArguments(TrainingArguments):
     def __post_init__(self):
         if self.loss_variant not in LOSS_VARIANTS:
             raise ValueError(f"--loss_variant {self.loss_variant!r} unknown; choose from {', '.join(LOSS_VARIANTS)}.")
+        if self.contrast_scope not in CONTRAST_SCOPES:
+            raise ValueError(
+                f"--contrast_scope {self.contrast_scope!r} unknown; choose from {', '.join(CONTRAST_SCOPES)}."
+            )
         if self.temperature_init is not None and not self.temperature_init > 0:
             raise ValueError(f"--temperature_init must be > 0, got {self.temperature_init}.")
         if not 0 <= self.ensemble_ratio <= 1:
@@ -62,12 +76,3 @@ class MaxiTrainingArguments(TrainingArguments):
                 "offsets, augmentation and bag sampling."
             )
         super().__post_init__()
-
-
-def find_resume_checkpoint(training_args: TrainingArguments) -> str | None:
-    """The checkpoint a run resumes from: `--resume_from_checkpoint`, else the last `checkpoint-*` in `output_dir`."""
-    if training_args.resume_from_checkpoint is not None:
-        return training_args.resume_from_checkpoint
-    if training_args.output_dir is None or not os.path.isdir(training_args.output_dir):
-        return None
-    return get_last_checkpoint(training_args.output_dir)

@@ -1,21 +1,25 @@
 # SPDX-License-Identifier: Apache-2.0
 """`MaxiTrainer`: transformers' `Trainer` whose loss is the text-bag objective (MIL-NCE, Eq. 2, or a Table-7 variant)
-over the global batch, with the epoch callback its dataset needs and the class prompts of the `cross_entropy`
-variant."""
+over the global batch (or each process's own, `--contrast_scope local`), with the epoch callback its dataset needs,
+the class prompts of the `cross_entropy` variant, and checkpoints that an interrupted save cannot leave looking
+complete."""
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from transformers import Trainer, TrainerCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from ..dictionaries import load_class_names
 from ..loss import distributed_text_bag_loss
 from .card import render_training_model_card
+from .checkpoints import TRAINER_STATE_NAME
 from .data import PROMPT_TEMPLATE, TextBagVideoDataset
 
 logger = logging.getLogger(__name__)
@@ -78,10 +82,14 @@ def _concat_padded(first, second, pad_id: int):
 
 class MaxiTrainer(Trainer):
     """
-    `Trainer` whose loss is the text-bag objective over the global batch (`distributed_text_bag_loss`).
+    `Trainer` whose loss is the text-bag objective over the global batch, or over each process's own with
+    `--contrast_scope local` (`distributed_text_bag_loss`).
 
     The loss is a mean over this micro-batch, so the Trainer divides it by the gradient accumulation steps
-    (`loss_is_scaled_for_ga = False`). Batches come from :class:`modeling_maxi.training.TextBagCollator`.
+    (`loss_is_scaled_for_ga = False`). Batches come from :class:`modeling_maxi.training.TextBagCollator`. Resuming
+    picks the newest complete checkpoint (`find_resume_checkpoint`); a checkpoint is written over a folder left by
+    an interrupted save only after that folder's stale `trainer_state.json` (the Trainer's last file, the mark of a
+    finished save) is removed, so a second interruption cannot leave a mix of old and new files looking complete.
 
     Args:
         bag_size (`int`): Texts per video in a batch (used when every video of a batch was unreadable).
@@ -108,6 +116,9 @@ class MaxiTrainer(Trainer):
         self.class_prompt_inputs = class_prompt_inputs
         self.card_fields = dict(card_fields or {})
         self.skipped_videos = 0
+        if self.args.world_size > 1:
+            scope = "all processes' bags (gathered)" if self.args.contrast_scope == "global" else "its own bags only"
+            logger.info("Contrast scope %s: each process's videos meet %s.", self.args.contrast_scope, scope)
 
     def _text_inputs(self, inputs, pixel_values: torch.Tensor):
         """Pixel values, token ids and mask to encode: one blank video and an empty text for an empty batch.
@@ -158,10 +169,21 @@ class MaxiTrainer(Trainer):
             logit_scale,
             self.args.loss_variant,
             class_embeds=class_embeds,
+            contrast_scope=self.args.contrast_scope,
         )
         if num_videos == 0:
             loss = loss + 0.0 * (outputs.video_embeds.sum() + outputs.text_embeds.sum())
         return (loss, outputs) if return_outputs else loss
+
+    def _save_checkpoint(self, model, trial) -> None:
+        folder = Path(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+        stale_state = folder / TRAINER_STATE_NAME
+        if self.args.should_save and stale_state.is_file():
+            logger.warning(
+                "Writing over the earlier %s: its %s goes first, the new one comes last.", folder, TRAINER_STATE_NAME
+            )
+            os.remove(stale_state)
+        super()._save_checkpoint(model, trial)
 
     def total_skipped_videos(self) -> int:
         """Unreadable videos skipped in training, summed over all processes (every process must call it)."""
