@@ -50,7 +50,7 @@ def _cached_tokenizer() -> CLIPTokenizer:
 
 
 def build_clip_tokenizer() -> CLIPTokenizer:
-    """CLIP's exact BPE tokenizer (49,408 ids), rebuilt offline from open_clip's merges file."""
+    """CLIP's exact BPE tokenizer (49,408 ids), rebuilt offline from the merges file shipped with modeling_maxi."""
     return _cached_tokenizer()
 
 
