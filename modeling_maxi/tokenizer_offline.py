@@ -5,8 +5,9 @@ OpenAI CLIP's byte-level BPE is defined by one merges file, ``bpe_simple_vocab_1
 package in ``modeling_maxi/data/`` (unchanged from https://github.com/openai/CLIP, MIT licence: see
 ``bpe_simple_vocab_16e6.LICENSE.txt`` next to it). The vocabulary is not stored anywhere: it is derived from the
 merges (256 byte symbols, the same symbols with the ``</w>`` end-of-word suffix, the first 48,894 merges joined, then
-the two special tokens), which gives the 49,408 ids used by every CLIP checkpoint. This module rebuilds that vocabulary and hands it to transformers'
-[`CLIPTokenizer`], so offline runs and tests tokenize text exactly like ``openai/clip-vit-base-patch16``.
+the two special tokens), which gives the 49,408 ids used by every CLIP checkpoint. This module rebuilds that
+vocabulary and hands it to transformers' [`CLIPTokenizer`], so offline runs and tests tokenize text exactly like
+``openai/clip-vit-base-patch16``.
 """
 
 from __future__ import annotations
