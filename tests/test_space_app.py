@@ -446,3 +446,49 @@ def test_bad_input_returns_its_message(client, videos, kind, label_set, custom_l
         _call(client, videos[kind], label_set, custom_labels)
     assert message in str(info.value)
     assert "Traceback" not in str(info.value)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# One vision pass per model per request; label sets encoded once; the shipped examples
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def test_a_request_runs_one_vision_pass_per_model_and_reuses_label_sets(tiny_model_dir, tiny_clip_dir, videos):
+    from modeling_maxi.zero_shot import label_embedding_cache
+
+    predictor = SpacePredictor(space_config(tiny_model_dir, tiny_clip_dir))
+    passes = {}
+    for name, model_id in (("maxi", str(tiny_model_dir)), ("clip", str(tiny_clip_dir))):
+        model = predictor.models.get(model_id).model
+        passes[name] = []
+        model.vision_model.register_forward_hook(lambda module, args, output, key=name: passes[key].append(1))
+    predictor.predict(videos["ok"], "HMDB51", "", "")
+    assert {name: len(calls) for name, calls in passes.items()} == {"maxi": 1, "clip": 1}
+    predictor.predict(videos["ok"], "HMDB51", "", "somersault")  # a heatmap text outside the set: no extra pass
+    predictor.predict(videos["ok"], "HMDB51", "", "")
+    assert {name: len(calls) for name, calls in passes.items()} == {"maxi": 3, "clip": 3}
+    for model_id in (str(tiny_model_dir), str(tiny_clip_dir)):
+        cache = label_embedding_cache(predictor.models.get(model_id).model)
+        assert cache.num_encoded == 1 and len(cache) == 1  # HMDB51 encoded once; the one-off text took no slot
+
+
+def test_the_shipped_examples_are_small_licensed_reproducible_and_valid_requests(
+    tmp_path, tiny_model_dir, tiny_clip_dir
+):
+    from modeling_maxi import read_video_frames
+    from scripts.make_space_examples import main as make_examples
+    from space_app.config import EXAMPLES_DIR, SPACE_EXAMPLES
+
+    licence = (EXAMPLES_DIR / "LICENSE").read_text(encoding="utf-8")
+    assert "CC0 1.0" in licence and "scripts/make_space_examples.py" in licence
+    made = make_examples(["--output_dir", str(tmp_path / "made")])
+    assert [path.name for path in made] == [example.file for example in SPACE_EXAMPLES]
+    predictor = SpacePredictor(space_config(tiny_model_dir, tiny_clip_dir, max_labels=400))
+    for example, remade in zip(SPACE_EXAMPLES, made):
+        shipped = EXAMPLES_DIR / example.file
+        assert shipped.stat().st_size < 50_000 and example.file in licence
+        frames, again = read_video_frames(shipped, 8), read_video_frames(remade, 8)
+        assert frames.shape == again.shape and np.abs(frames.astype(int) - again.astype(int)).mean() < 2.0
+        prediction = predictor.predict(*example.inputs())
+        assert len(prediction.maxi_scores) == 5 and len(prediction.heatmaps) == 4
+        assert prediction.heatmap_label == (example.heatmap_label or next(iter(prediction.maxi_scores)))
