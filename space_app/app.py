@@ -55,8 +55,8 @@ INTRO = """
 
 **MAXI** (*MAtch, eXpand and Improve*, ICCV 2023) adapts CLIP to video without any ground-truth labels. Upload a
 short clip (or record one, or click one of the examples below), pick a label set, and compare MAXI's top-{top_k}
-actions with the zero-shot CLIP it started from. The gallery shows, on the frames MAXI saw, how similar each image patch is to the heatmap label
-(warm = high similarity; colours are scaled jointly over all frames).
+actions with the zero-shot CLIP it started from. The gallery shows, on the frames MAXI saw, how similar each image
+patch is to the heatmap label (warm = high similarity; colours are scaled jointly over all frames).
 """
 
 
