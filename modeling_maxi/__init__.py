@@ -32,7 +32,7 @@ from .processing_maxi_video_clip import MaxiVideoProcessor
 from .scoring import video_text_logits, video_text_similarity
 from .video_io import VideoDecodeError, available_backends, read_video_frames, sample_frame_indices
 from .video_processing_maxi import MaxiVideoCLIPVideoProcessor
-from .zero_shot import patch_text_similarity, zero_shot_classify
+from .zero_shot import LabelEmbeddingCache, label_embeddings, patch_text_similarity, zero_shot_classify
 
 __version__ = "0.1.0"
 
@@ -60,6 +60,7 @@ _register_with_transformers()
 
 __all__ = [
     "LOSS_VARIANTS",
+    "LabelEmbeddingCache",
     "TEXT_BAG_LOSSES",
     "ZERO_SHOT_VIDEO_TASK",
     "MaxiVideoCLIPConfig",
@@ -76,6 +77,7 @@ __all__ = [
     "class_prompt_cross_entropy",
     "distributed_text_bag_loss",
     "gather_features",
+    "label_embeddings",
     "load_class_names",
     "load_prompt_templates",
     "mil_nce_loss",

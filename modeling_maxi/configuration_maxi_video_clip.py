@@ -65,7 +65,7 @@ class MaxiVideoCLIPConfig(CLIPConfig):
         if kwargs.pop("num_frames", None) is not None:
             logger.warning_once(
                 "Ignoring `num_frames` in the MaxiVideoCLIPConfig: it is no longer a model setting. The frames per "
-                "video are the processor's (`MaxiVideoProcessor.num_frames`, saved in processor_config.json)."
+                "video are the video processor's (`num_frames`, saved in video_preprocessor_config.json)."
             )
         super().__post_init__(**kwargs)
         # A checkpoint's `custom_pipelines` (the pipeline code saved with it) serves processes without the package.

@@ -17,6 +17,20 @@ from .video_processing_maxi import (
 )
 
 
+class _VideoProcessorSetting:
+    """A processor attribute that reads and writes the video processor's setting of the same name."""
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.name = name
+
+    def __get__(self, processor, owner=None):
+        return self if processor is None else getattr(processor.video_processor, self.name)
+
+    def __set__(self, processor, value) -> None:
+        check_sampling_settings({self.name: value})
+        setattr(processor.video_processor, self.name, value)
+
+
 class MaxiVideoProcessor(ProcessorMixin):
     r"""
     Prepares videos and texts for [`MaxiVideoCLIPModel`]: its [`MaxiVideoCLIPVideoProcessor`] samples `num_frames`
@@ -73,35 +87,10 @@ class MaxiVideoProcessor(ProcessorMixin):
         files = super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
         return files + self.video_processor.save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
 
-    @property
-    def num_frames(self) -> int:
-        """Frames sampled per video (the video processor's setting)."""
-        return self.video_processor.num_frames
-
-    @num_frames.setter
-    def num_frames(self, value: int) -> None:
-        check_sampling_settings({"num_frames": value})
-        self.video_processor.num_frames = int(value)
-
-    @property
-    def sampling(self) -> str:
-        """Frame sampling strategy (the video processor's setting)."""
-        return self.video_processor.sampling
-
-    @sampling.setter
-    def sampling(self, value: str) -> None:
-        check_sampling_settings({"sampling": value})
-        self.video_processor.sampling = value
-
-    @property
-    def video_backend(self) -> str:
-        """Decoder of video files (the video processor's setting)."""
-        return self.video_processor.video_backend
-
-    @video_backend.setter
-    def video_backend(self, value: str) -> None:
-        check_sampling_settings({"video_backend": value})
-        self.video_processor.video_backend = value
+    # The video processor's sampling settings, read and set (checked) through the processor.
+    num_frames = _VideoProcessorSetting()
+    sampling = _VideoProcessorSetting()
+    video_backend = _VideoProcessorSetting()
 
     @property
     def image_processor(self):
@@ -158,23 +147,15 @@ class MaxiVideoProcessor(ProcessorMixin):
             data.update(tokens)
         return BatchFeature(data=data, tensor_type=return_tensors)
 
-    def sample_videos(
-        self,
-        videos: VideoInput | Sequence[VideoInput],
-        num_frames: int | None = None,
-        sampling: str | None = None,
-        training: bool = False,
-        generator: np.random.Generator | None = None,
-    ) -> list[np.ndarray]:
+    def sample_videos(self, videos: VideoInput | Sequence[VideoInput], **settings) -> list[np.ndarray]:
         """
-        Samples `num_frames` frames from each video ([`MaxiVideoCLIPVideoProcessor.sample_videos`]).
+        Samples `num_frames` frames from each video: [`MaxiVideoCLIPVideoProcessor.sample_videos`] (`num_frames`,
+        `sampling`, `training`, `generator`, `video_backend` as there).
 
         Returns:
             A list with one uint8 array of shape `(num_frames, H, W, 3)` per video.
         """
-        return self.video_processor.sample_videos(
-            videos, num_frames=num_frames, sampling=sampling, training=training, generator=generator
-        )
+        return self.video_processor.sample_videos(videos, **settings)
 
     def preprocess_frames(self, videos_frames: Sequence[np.ndarray]) -> torch.Tensor:
         """

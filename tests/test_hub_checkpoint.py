@@ -6,6 +6,7 @@ card, and no card or pushed file holds a path of the machine it was made on."""
 import fnmatch
 import json
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from huggingface_hub import ModelCard
@@ -76,22 +77,11 @@ def test_the_card_and_every_pushed_file_hold_no_local_path(exported):
 
 def test_push_uploads_the_folder_without_its_local_only_files(exported, monkeypatch):
     _, out = exported
-    calls = {}
-
-    class FakeApi:
-        def __init__(self, token=None):
-            calls["token"] = token
-
-        def create_repo(self, repo_id, **kwargs):
-            calls["create_repo"] = (repo_id, kwargs)
-
-        def upload_folder(self, **kwargs):
-            calls["upload_folder"] = kwargs
-            return type("Commit", (), {"commit_url": "https://huggingface.co/user/maxi-toy/commit/1"})()
-
-    monkeypatch.setattr("huggingface_hub.HfApi", FakeApi)
+    api = mock.MagicMock()
+    api.upload_folder.return_value.commit_url = "https://huggingface.co/user/maxi-toy/commit/1"
+    monkeypatch.setattr("huggingface_hub.HfApi", lambda token=None: api)
     assert export.push_exported_folder(str(out), "user/maxi-toy", "hf_x").endswith("/commit/1")
-    upload = calls["upload_folder"]
+    upload = api.upload_folder.call_args.kwargs
     assert upload["repo_id"] == "user/maxi-toy" and upload["folder_path"] == str(out)
     assert {"training_args.bin", "trainer_state.json", "checkpoint-*/**"} <= set(upload["ignore_patterns"])
 

@@ -10,13 +10,13 @@ import pytest
 import torch
 from huggingface_hub.errors import StrictDataclassClassValidationError, StrictDataclassFieldValidationError
 from torch import nn
-from transformers import AutoConfig, AutoModel, CLIPConfig, CLIPModel, CLIPVisionConfig, CLIPVisionModel
+from transformers import AutoConfig, AutoModel, CLIPModel, CLIPVisionConfig, CLIPVisionModel
 from transformers.testing_utils import CaptureLogger
 from transformers.utils import logging as transformers_logging
 
 from modeling_maxi import MaxiVideoCLIPConfig, MaxiVideoCLIPModel
 from modeling_maxi.modeling_maxi_video_clip import MaxiCrossFrameAttention, average_keys_over_frames
-from tests.helpers.tiny_models import tiny_maxi_config, tiny_model
+from tests.helpers.tiny_models import tiny_clip_model, tiny_maxi_config, tiny_model
 
 ATOL = 1e-5
 
@@ -278,24 +278,10 @@ def test_from_pretrained_of_a_clip_checkpoint_loads_every_weight(tmp_path):
     assert model.config.frame_pooling == "max"
 
 
-def _save_plain_clip(directory, seed: int = 3) -> CLIPModel:
-    """A tiny `CLIPModel` made from a `CLIPConfig` (model_type "clip"), saved as CLIP checkpoints on the Hub are."""
-    maxi = tiny_maxi_config()
-    torch.manual_seed(seed)
-    clip = CLIPModel(
-        CLIPConfig(
-            text_config=maxi.text_config.to_dict(),
-            vision_config=maxi.vision_config.to_dict(),
-            projection_dim=maxi.projection_dim,
-        )
-    ).eval()
-    clip.save_pretrained(directory)
-    assert json.loads((directory / "config.json").read_text())["model_type"] == "clip"
-    return clip
-
-
 def test_a_plain_clip_checkpoint_loads_silently_and_exactly(tmp_path):
-    clip = _save_plain_clip(tmp_path / "clip")
+    clip = tiny_clip_model(seed=3)
+    clip.save_pretrained(tmp_path / "clip")
+    assert json.loads((tmp_path / "clip" / "config.json").read_text())["model_type"] == "clip"
     with CaptureLogger(transformers_logging.get_logger("transformers")) as captured:
         model, info = MaxiVideoCLIPModel.from_pretrained(tmp_path / "clip", output_loading_info=True)
     assert "You are using a model of type" not in captured.out and "can yield errors" not in captured.out

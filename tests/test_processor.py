@@ -9,9 +9,8 @@ import torch
 from transformers import AutoProcessor, AutoVideoProcessor
 
 from modeling_maxi import MaxiVideoCLIPVideoProcessor, MaxiVideoProcessor, sample_frame_indices
-from tests.helpers.tiny_models import tiny_image_processor, tiny_processor
+from tests.helpers.tiny_models import save_tiny_clip, tiny_image_processor, tiny_processor
 from tests.helpers.videos import decode_frame_index, make_moving_square_frames
-from tests.test_space_app import save_tiny_clip
 
 
 def _indexed_video(num_frames: int) -> np.ndarray:

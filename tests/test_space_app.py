@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from modeling_maxi import MaxiVideoProcessor, load_class_names, patch_text_similarity, zero_shot_classify
@@ -17,7 +16,7 @@ from space_app.config import SpaceConfig
 from space_app.heatmaps import center_crop_square, colorize, normalize_maps, overlay_heatmaps
 from space_app.inference import ModelCache, ModelLoadError, SpacePredictor
 from space_app.inputs import SpaceInputError, check_labels, check_video, parse_custom_labels
-from tests.helpers.tiny_models import build_clip_tokenizer, tiny_image_processor, tiny_maxi_config
+from tests.helpers.tiny_models import save_tiny_clip
 from tests.helpers.videos import (
     make_moving_square_frames,
     write_corrupt_video,
@@ -34,25 +33,6 @@ MAX_FILE_SIZE_MB = 0.05
 # ----------------------------------------------------------------------------------------------------------------
 # Helpers shared with tests/test_space_browser.py
 # ----------------------------------------------------------------------------------------------------------------
-
-
-def save_tiny_clip(directory: Path, seed: int = 1) -> Path:
-    """A tiny plain `CLIPModel` saved like `openai/clip-vit-base-patch16` (preprocessor_config.json + tokenizer)."""
-    from transformers import CLIPConfig, CLIPModel
-
-    maxi_config = tiny_maxi_config()
-    torch.manual_seed(seed)
-    clip = CLIPModel(
-        CLIPConfig(
-            text_config=maxi_config.text_config.to_dict(),
-            vision_config=maxi_config.vision_config.to_dict(),
-            projection_dim=maxi_config.projection_dim,
-        )
-    ).eval()
-    clip.save_pretrained(directory)
-    tiny_image_processor().save_pretrained(directory)
-    build_clip_tokenizer().save_pretrained(directory)
-    return Path(directory)
 
 
 def free_port() -> int:
