@@ -238,8 +238,16 @@ class MaxiVideoCLIPModel(CLIPModel):
         # imports relatively (this import included) next to the weights, so the pipeline's code travels with them.
         from .pipelines import custom_pipelines_entry
 
+        # Written to the saved config only: in this process the registered pipeline stays the one in use.
+        previous = self.config.__dict__.get("custom_pipelines")
         self.config.custom_pipelines = custom_pipelines_entry()
-        return super().save_pretrained(save_directory, *args, **kwargs)
+        try:
+            return super().save_pretrained(save_directory, *args, **kwargs)
+        finally:
+            if previous is None:
+                del self.config.custom_pipelines
+            else:
+                self.config.custom_pipelines = previous
 
     def get_video_features(
         self,

@@ -152,7 +152,8 @@ class LabelEmbeddingCache:
         Projected (un-normalised) text embeddings of `template.format(label)` for every label, on the model's device.
 
         Returns:
-            `torch.FloatTensor` of shape `(num_labels, projection_dim)`, as `model.get_text_features` returns them.
+            `torch.FloatTensor` of shape `(num_labels, projection_dim)`, as `model.get_text_features` returns them
+            (the cached tensor itself: do not modify it in place).
         """
         prompts = build_prompts(candidate_labels, template)
         if self._state is None or not self._state.matches(model):

@@ -2,6 +2,7 @@
 """Zero-shot API: zero_shot_classify, the registered pipeline task and patch-to-text similarity maps."""
 
 import copy
+import json
 
 import numpy as np
 import pytest
@@ -83,6 +84,17 @@ def test_pipeline_task_gives_the_same_ranking(model_and_processor, video):
     batched = classifier([video, video[::-1].copy()], candidate_labels=LABELS, top_k=1)
     assert len(batched) == 2 and len(batched[0]) == 1
     assert batched[0][0]["label"] == direct[0]["label"]
+
+
+def test_a_saved_model_keeps_its_registered_pipeline_in_this_process(fresh_model, video, tmp_path):
+    model, processor = fresh_model
+    model.save_pretrained(tmp_path)
+    assert "custom_pipelines" in json.loads((tmp_path / "config.json").read_text())
+    assert "custom_pipelines" not in model.config.to_dict()  # only the saved config carries the code's entry
+    classifier = pipeline("zero-shot-video-classification", model=model, processor=processor)
+    assert (
+        type(classifier) is ZeroShotVideoClassificationPipeline and len(classifier(video, candidate_labels=LABELS)) == 5
+    )
 
 
 def test_pipeline_loads_from_a_folder(tiny_model_dir, moving_square_video):
