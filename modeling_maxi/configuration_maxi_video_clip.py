@@ -65,9 +65,31 @@ class MaxiVideoCLIPConfig(CLIPConfig):
         if kwargs.pop("num_frames", None) is not None:
             logger.warning_once(
                 "Ignoring `num_frames` in the MaxiVideoCLIPConfig: it is no longer a model setting. The frames per "
-                "video are the processor's (`MaxiVideoProcessor.num_frames`, saved in processor_config.json)."
+                "video are the video processor's (`num_frames`, saved in video_preprocessor_config.json)."
             )
         super().__post_init__(**kwargs)
+        # A checkpoint's `custom_pipelines` (the pipeline code saved with it) serves processes without the package.
+        # Where the package registered the same pipeline, that one is used: transformers likewise prefers registered
+        # local code to a checkpoint's `auto_map`, and would otherwise insist on `trust_remote_code=True`.
+        if getattr(self, "custom_pipelines", None):
+            self.custom_pipelines = _pipelines_not_registered_here(self.custom_pipelines)
+            if not self.custom_pipelines:
+                del self.custom_pipelines
+
+    @classmethod
+    def get_config_dict(cls, pretrained_model_name_or_path, **kwargs):
+        """
+        The config dict of a checkpoint, a plain CLIP one read as a MAXI config with the default video options.
+
+        `MaxiVideoCLIPModel` is CLIP's architecture, so a `model_type: clip` config (e.g.
+        `openai/clip-vit-base-patch16`) is converted on purpose, without transformers' warning about instantiating
+        one model type from another; configs of any other type keep that warning.
+        """
+        config_dict, kwargs = super().get_config_dict(pretrained_model_name_or_path, **kwargs)
+        if config_dict.get("model_type") == CLIPConfig.model_type:
+            converted = {key: value for key, value in config_dict.items() if key != "architectures"}
+            config_dict = {**converted, "model_type": cls.model_type}
+        return config_dict, kwargs
 
     def validate_architecture(self):
         """Checks the video options; called by `@strict` after the typed fields were validated."""
@@ -85,6 +107,21 @@ class MaxiVideoCLIPConfig(CLIPConfig):
             raise ValueError(f"`cross_frame_offsets` must be a non-empty list of integers, got {offsets!r}.")
         if len(set(offsets)) != len(offsets):
             raise ValueError(f"`cross_frame_offsets` must not repeat an offset, got {offsets!r}.")
+
+
+def _pipelines_not_registered_here(custom_pipelines: dict) -> dict:
+    """The entries of a `custom_pipelines` mapping whose task is not registered in this process with a pipeline class
+    of the same name."""
+    from transformers.pipelines import PIPELINE_REGISTRY
+
+    registered = PIPELINE_REGISTRY.get_supported_tasks()
+    kept = {}
+    for task, info in custom_pipelines.items():
+        class_name = str(info.get("impl", "")).rsplit(".", 1)[-1] if isinstance(info, dict) else None
+        if task in registered and PIPELINE_REGISTRY.check_task(task)[1]["impl"].__name__ == class_name:
+            continue
+        kept[task] = info
+    return kept
 
 
 __all__ = ["MaxiVideoCLIPConfig"]

@@ -227,6 +227,28 @@ class MaxiVideoCLIPModel(CLIPModel):
         parameter = next(clip_model.parameters())
         return model.to(device=parameter.device, dtype=parameter.dtype).train(clip_model.training)
 
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """
+        Saves the model as [`~PreTrainedModel.save_pretrained`] does (weights, `config.json` with `auto_map`, the
+        modeling files) plus the `"zero-shot-video-classification"` pipeline: a `custom_pipelines` entry in
+        `config.json` and its code, so that `pipeline(task, model=folder, trust_remote_code=True)` works where
+        `modeling_maxi` is not installed.
+        """
+        # Imported here because the pipeline module imports this one. transformers copies the files this module
+        # imports relatively (this import included) next to the weights, so the pipeline's code travels with them.
+        from .pipelines import custom_pipelines_entry
+
+        # Written to the saved config only: in this process the registered pipeline stays the one in use.
+        previous = self.config.__dict__.get("custom_pipelines")
+        self.config.custom_pipelines = custom_pipelines_entry()
+        try:
+            return super().save_pretrained(save_directory, *args, **kwargs)
+        finally:
+            if previous is None:
+                del self.config.custom_pipelines
+            else:
+                self.config.custom_pipelines = previous
+
     def get_video_features(
         self,
         pixel_values: torch.Tensor,

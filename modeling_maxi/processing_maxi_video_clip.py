@@ -1,54 +1,101 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Processor of MAXI's video CLIP: frame sampling + CLIP image processing for videos, CLIP tokenisation for text."""
+"""Processor of MAXI's video CLIP: the video processor (frame sampling + CLIP's image processing of every frame) and
+CLIP's tokenizer."""
 
-import os
 from collections.abc import Sequence
 
 import numpy as np
 import torch
-from transformers import BatchFeature
+from transformers import AutoImageProcessor, AutoTokenizer, BatchFeature
 from transformers.processing_utils import ProcessorMixin
-from transformers.utils import logging
 
-from .video_io import SAMPLING_STRATEGIES, read_video_frames, sample_frame_indices
+from .video_processing_maxi import (
+    MaxiVideoCLIPVideoProcessor,
+    VideoInput,
+    check_sampling_settings,
+    copy_with_settings,
+)
 
-logger = logging.get_logger(__name__)
 
-VideoInput = str | os.PathLike | np.ndarray | torch.Tensor
+class _VideoProcessorSetting:
+    """A processor attribute that reads and writes the video processor's setting of the same name."""
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.name = name
+
+    def __get__(self, processor, owner=None):
+        return self if processor is None else getattr(processor.video_processor, self.name)
+
+    def __set__(self, processor, value) -> None:
+        check_sampling_settings({self.name: value})
+        setattr(processor.video_processor, self.name, value)
 
 
 class MaxiVideoProcessor(ProcessorMixin):
     r"""
-    Prepares videos and texts for [`MaxiVideoCLIPModel`]: samples `num_frames` frames from each video (from a file
-    or from a decoded `(T, H, W, 3)` uint8 array), runs CLIP's image processor on every frame (resize, centre crop,
-    normalise) and tokenises texts with CLIP's tokenizer.
+    Prepares videos and texts for [`MaxiVideoCLIPModel`]: its [`MaxiVideoCLIPVideoProcessor`] samples `num_frames`
+    frames from each video (from a file or from a decoded `(T, H, W, 3)` uint8 array) and processes every frame as
+    CLIP processes an image (resize, centre crop, normalise); CLIP's tokenizer tokenises texts.
 
     Args:
-        image_processor ([`CLIPImageProcessor`]): CLIP's image processor, applied to every frame.
+        video_processor ([`MaxiVideoCLIPVideoProcessor`], *optional*): The video processor; made from
+            `image_processor` (or with CLIP's defaults) when not given.
         tokenizer ([`CLIPTokenizer`]): CLIP's tokenizer.
-        num_frames (`int`, *optional*, defaults to 16): Frames T sampled per video.
-        sampling (`str`, *optional*, defaults to `"segment"`): Frame sampling strategy: `"segment"` (TSN sparse
-            sampling: the video is cut into T equal segments; the centre frame of each is taken at evaluation and a
-            random frame inside each when `training=True`) or `"uniform"` (T evenly spaced frames).
-        video_backend (`str`, *optional*, defaults to `"auto"`): Decoder for video files (see
-            [`~modeling_maxi.video_io.read_video_frames`]).
+        num_frames (`int`, *optional*): Frames T sampled per video (a setting of the video processor, default 16).
+        sampling (`str`, *optional*): Frame sampling strategy of the video processor: `"segment"` (TSN sparse
+            sampling, the default) or `"uniform"`.
+        video_backend (`str`, *optional*): Decoder of video files (see [`~modeling_maxi.video_io.read_video_frames`]).
+        image_processor ([`CLIPImageProcessor`], *optional*): CLIP's image processor, whose settings the video
+            processor takes when `video_processor` is not given.
+
+    A checkpoint without a video processor (a plain CLIP checkpoint such as `openai/clip-vit-base-patch16`, or a MAXI
+    folder saved before MAXI had one) loads too: the video processor takes the settings of its image processor.
     """
 
     def __init__(
         self,
-        image_processor=None,
+        video_processor: MaxiVideoCLIPVideoProcessor | None = None,
         tokenizer=None,
-        num_frames: int = 16,
-        sampling: str = "segment",
-        video_backend: str = "auto",
+        num_frames: int | None = None,
+        sampling: str | None = None,
+        video_backend: str | None = None,
         **kwargs,
     ):
-        _check_num_frames(num_frames)
-        _check_sampling(sampling)
-        self.num_frames = num_frames
-        self.sampling = sampling
-        self.video_backend = video_backend
-        super().__init__(image_processor, tokenizer, **kwargs)
+        settings = {"num_frames": num_frames, "sampling": sampling, "video_backend": video_backend}
+        check_sampling_settings(settings)
+        image_processor = kwargs.pop("image_processor", None)
+        if video_processor is None:
+            video_processor = (
+                MaxiVideoCLIPVideoProcessor()
+                if image_processor is None
+                else MaxiVideoCLIPVideoProcessor.from_image_processor(image_processor)
+            )
+        super().__init__(copy_with_settings(video_processor, **settings), tokenizer, **kwargs)
+
+    @classmethod
+    def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
+        if processor_dict is not None and "video_processor" in processor_dict:
+            return super()._get_arguments_from_pretrained(pretrained_model_name_or_path, processor_dict, **kwargs)
+        # No video processor saved: a plain CLIP checkpoint, or a MAXI folder saved before MAXI had one.
+        image_processor = AutoImageProcessor.from_pretrained(pretrained_model_name_or_path, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(pretrained_model_name_or_path, **kwargs)
+        return [MaxiVideoCLIPVideoProcessor.from_image_processor(image_processor), tokenizer]
+
+    def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs) -> list[str]:
+        """Saves the processor (`processor_config.json`, the tokenizer files) and the video processor on its own
+        (`video_preprocessor_config.json`), where `AutoVideoProcessor` and tools reading the folder look for it."""
+        files = super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
+        return files + self.video_processor.save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
+
+    # The video processor's sampling settings, read and set (checked) through the processor.
+    num_frames = _VideoProcessorSetting()
+    sampling = _VideoProcessorSetting()
+    video_backend = _VideoProcessorSetting()
+
+    @property
+    def image_processor(self):
+        """A [`CLIPImageProcessor`] preparing single frames (or images) exactly as the video processor does."""
+        return self.video_processor.to_image_processor()
 
     def __call__(
         self,
@@ -69,8 +116,8 @@ class MaxiVideoProcessor(ProcessorMixin):
                 decoded RGB frames (a `(B, T, H, W, 3)` array is a batch).
             text: One text or a list of texts.
             return_tensors: `"pt"` (default) for torch tensors.
-            num_frames: Overrides the processor's `num_frames`.
-            sampling: Overrides the processor's `sampling`.
+            num_frames: Overrides the video processor's `num_frames`.
+            sampling: Overrides the video processor's `sampling`.
             training: Random frame offsets inside segments (training-time sampling) instead of segment centres.
             generator: `numpy.random.Generator` used for training-time offsets (for reproducibility).
             padding, truncation: Passed to the tokenizer (CLIP's context is 77 tokens).
@@ -83,10 +130,14 @@ class MaxiVideoProcessor(ProcessorMixin):
             raise ValueError("MaxiVideoProcessor needs `videos`, `text` or both.")
         data = {}
         if videos is not None:
-            frames = self.sample_videos(
-                videos, num_frames=num_frames, sampling=sampling, training=training, generator=generator
-            )
-            data["pixel_values"] = self.preprocess_frames(frames)
+            data["pixel_values"] = self.video_processor(
+                videos,
+                num_frames=num_frames,
+                sampling=sampling,
+                training=training,
+                generator=generator,
+                return_tensors="pt",
+            )["pixel_values"]
         if text is not None:
             if isinstance(text, str):
                 text = [text]
@@ -96,47 +147,19 @@ class MaxiVideoProcessor(ProcessorMixin):
             data.update(tokens)
         return BatchFeature(data=data, tensor_type=return_tensors)
 
-    def sample_videos(
-        self,
-        videos: VideoInput | Sequence[VideoInput],
-        num_frames: int | None = None,
-        sampling: str | None = None,
-        training: bool = False,
-        generator: np.random.Generator | None = None,
-    ) -> list[np.ndarray]:
+    def sample_videos(self, videos: VideoInput | Sequence[VideoInput], **settings) -> list[np.ndarray]:
         """
-        Samples `num_frames` frames from each video.
+        Samples `num_frames` frames from each video: [`MaxiVideoCLIPVideoProcessor.sample_videos`] (`num_frames`,
+        `sampling`, `training`, `generator`, `video_backend` as there).
 
         Returns:
             A list with one uint8 array of shape `(num_frames, H, W, 3)` per video.
         """
-        num_frames = self.num_frames if num_frames is None else num_frames
-        sampling = self.sampling if sampling is None else sampling
-        _check_num_frames(num_frames)
-        _check_sampling(sampling)
-        sampled = []
-        for video in _as_video_list(videos):
-            if isinstance(video, (str, os.PathLike)):
-                frames = read_video_frames(
-                    video,
-                    num_frames,
-                    strategy=sampling,
-                    backend=self.video_backend,
-                    training=training,
-                    generator=generator,
-                )
-            else:
-                array = _frames_array(video)
-                indices = sample_frame_indices(
-                    len(array), num_frames, strategy=sampling, training=training, generator=generator
-                )
-                frames = array[np.asarray(indices)]
-            sampled.append(frames)
-        return sampled
+        return self.video_processor.sample_videos(videos, **settings)
 
     def preprocess_frames(self, videos_frames: Sequence[np.ndarray]) -> torch.Tensor:
         """
-        Applies CLIP's image processing to every frame.
+        Applies CLIP's image processing to every frame of already sampled videos.
 
         Args:
             videos_frames: One `(T, H, W, 3)` uint8 array per video; all videos must have the same T.
@@ -144,13 +167,7 @@ class MaxiVideoProcessor(ProcessorMixin):
         Returns:
             `torch.FloatTensor` of shape `(B, T, 3, crop_height, crop_width)`.
         """
-        lengths = {len(frames) for frames in videos_frames}
-        if len(lengths) != 1:
-            raise ValueError(f"All videos of a batch must have the same number of frames, got {sorted(lengths)}.")
-        num_frames = lengths.pop()
-        stacked = torch.from_numpy(np.concatenate([np.asarray(f) for f in videos_frames])).permute(0, 3, 1, 2)
-        pixel_values = self.image_processor(images=list(stacked), return_tensors="pt")["pixel_values"]
-        return pixel_values.view(len(videos_frames), num_frames, *pixel_values.shape[1:])
+        return self.video_processor(list(videos_frames), do_sample_frames=False, return_tensors="pt")["pixel_values"]
 
     def batch_decode(self, *args, **kwargs):
         """Forwards to the tokenizer's `batch_decode`."""
@@ -163,44 +180,6 @@ class MaxiVideoProcessor(ProcessorMixin):
     @property
     def model_input_names(self) -> list[str]:
         return ["input_ids", "attention_mask", "pixel_values"]
-
-
-def _check_num_frames(num_frames) -> None:
-    if isinstance(num_frames, bool) or not isinstance(num_frames, (int, np.integer)) or num_frames < 1:
-        raise ValueError(f"`num_frames` must be a positive integer, got {num_frames!r}.")
-
-
-def _check_sampling(sampling) -> None:
-    if sampling not in SAMPLING_STRATEGIES:
-        raise ValueError(f"`sampling` must be one of {SAMPLING_STRATEGIES}, got {sampling!r}.")
-
-
-def _as_video_list(videos) -> list:
-    """Normalises the `videos` argument to a list of single videos."""
-    if isinstance(videos, (str, os.PathLike)):
-        return [videos]
-    if isinstance(videos, (np.ndarray, torch.Tensor)):
-        if videos.ndim == 4:
-            return [videos]
-        if videos.ndim == 5:
-            return list(videos)
-        raise ValueError(f"A video array must have shape (T, H, W, 3) or (B, T, H, W, 3), got {tuple(videos.shape)}.")
-    if isinstance(videos, Sequence) and len(videos) > 0:
-        return list(videos)
-    raise TypeError(f"`videos` must be a path, a (T, H, W, 3) uint8 array or a non-empty list of them, got {videos!r}.")
-
-
-def _frames_array(video) -> np.ndarray:
-    """Checks a decoded video and returns it as a uint8 numpy array `(T, H, W, 3)`."""
-    if isinstance(video, torch.Tensor):
-        video = video.detach().cpu().numpy()
-    if not isinstance(video, np.ndarray):
-        raise TypeError(f"A video must be a path or a (T, H, W, 3) array, got {type(video).__name__}.")
-    if video.ndim != 4 or video.shape[-1] != 3 or len(video) == 0:
-        raise ValueError(f"A decoded video must have shape (T, H, W, 3) with T >= 1, got {tuple(video.shape)}.")
-    if video.dtype != np.uint8:
-        raise ValueError(f"A decoded video must be uint8 RGB, got dtype {video.dtype}.")
-    return video
 
 
 __all__ = ["MaxiVideoProcessor"]

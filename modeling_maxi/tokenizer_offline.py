@@ -1,19 +1,21 @@
 # SPDX-License-Identifier: Apache-2.0
 """Build the exact CLIP tokenizer without network access.
 
-OpenAI CLIP's byte-level BPE is defined by one merges file, ``bpe_simple_vocab_16e6.txt.gz``, which ships inside the
-``open_clip`` package. The vocabulary is not stored anywhere: it is derived from the merges (256 byte symbols, the same
-symbols with the ``</w>`` end-of-word suffix, the first 48,894 merges joined, then the two special tokens), which gives
-the 49,408 ids used by every CLIP checkpoint. This module rebuilds that vocabulary and hands it to transformers'
-[`CLIPTokenizer`], so offline runs and tests tokenize text exactly like ``openai/clip-vit-base-patch16``.
+OpenAI CLIP's byte-level BPE is defined by one merges file, ``bpe_simple_vocab_16e6.txt.gz``, shipped with this
+package in ``modeling_maxi/data/`` (unchanged from https://github.com/openai/CLIP, MIT licence: see
+``bpe_simple_vocab_16e6.LICENSE.txt`` next to it). The vocabulary is not stored anywhere: it is derived from the
+merges (256 byte symbols, the same symbols with the ``</w>`` end-of-word suffix, the first 48,894 merges joined, then
+the two special tokens), which gives the 49,408 ids used by every CLIP checkpoint. This module rebuilds that
+vocabulary and hands it to transformers' [`CLIPTokenizer`], so offline runs and tests tokenize text exactly like
+``openai/clip-vit-base-patch16``.
 """
 
 from __future__ import annotations
 
 import functools
 import gzip
-import importlib.util
 import os
+from pathlib import Path
 
 from transformers import CLIPTokenizer
 from transformers.utils import logging
@@ -42,21 +44,11 @@ def _byte_symbols() -> list[str]:
 
 
 def default_merges_path() -> str:
-    """Path of the CLIP merges file bundled with the installed ``open_clip`` package (found without importing it)."""
-    spec = importlib.util.find_spec("open_clip")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            f"Cannot find '{MERGES_FILENAME}': the `open_clip` package is not installed. Install `open-clip-torch` or "
-            "pass `merges_path=` pointing to the file."
-        )
-    for location in spec.submodule_search_locations:
-        candidate = os.path.join(location, MERGES_FILENAME)
-        if os.path.isfile(candidate):
-            return candidate
-    raise FileNotFoundError(
-        f"The installed `open_clip` package ({list(spec.submodule_search_locations)}) has no '{MERGES_FILENAME}'; pass "
-        "`merges_path=` pointing to the file."
-    )
+    """Path of the CLIP merges file shipped with this package (``modeling_maxi/data/bpe_simple_vocab_16e6.txt.gz``)."""
+    path = Path(__file__).resolve().parent / "data" / MERGES_FILENAME
+    if not path.is_file():
+        raise FileNotFoundError(f"The package's CLIP merges file is missing: {str(path)!r}; reinstall maxi-video-clip.")
+    return str(path)
 
 
 @functools.lru_cache(maxsize=4)
@@ -84,8 +76,7 @@ def build_offline_clip_tokenizer(merges_path: str | os.PathLike | None = None) -
 
     Args:
         merges_path (`str` or `os.PathLike`, *optional*):
-            Path to ``bpe_simple_vocab_16e6.txt.gz``. Defaults to the copy inside the installed ``open_clip``
-            package.
+            Path to ``bpe_simple_vocab_16e6.txt.gz``. Defaults to the copy shipped with this package.
 
     Returns:
         [`CLIPTokenizer`]: a tokenizer whose ids match ``CLIPTokenizer.from_pretrained("openai/clip-vit-base-patch16")``

@@ -35,21 +35,28 @@ if __package__ in (None, ""):
 
 import gradio as gr  # noqa: E402
 
-from space_app.config import BUILTIN_LABEL_SETS, CUSTOM_LABEL_SET, SpaceConfig  # noqa: E402
+from space_app.config import (  # noqa: E402
+    BUILTIN_LABEL_SETS,
+    CUSTOM_LABEL_SET,
+    EXAMPLES_DIR,
+    SPACE_EXAMPLES,
+    SpaceConfig,
+)
 from space_app.inference import LABEL_SET_CHOICES, ModelLoadError, SpacePredictor  # noqa: E402
 from space_app.inputs import SpaceInputError  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
 CLASSIFY_API_NAME = "classify"
+INPUT_NAMES = ("video", "label_set", "custom_labels", "heatmap_label")
 
 INTRO = """
 # MAXI: zero-shot action recognition
 
 **MAXI** (*MAtch, eXpand and Improve*, ICCV 2023) adapts CLIP to video without any ground-truth labels. Upload a
-short clip (or record one), pick a label set, and compare MAXI's top-{top_k} actions with the zero-shot CLIP it
-started from. The gallery shows, on the frames MAXI saw, how similar each image patch is to the heatmap label
-(warm = high similarity; colours are scaled jointly over all frames).
+short clip (or record one, or click one of the examples below), pick a label set, and compare MAXI's top-{top_k}
+actions with the zero-shot CLIP it started from. The gallery shows, on the frames MAXI saw, how similar each image
+patch is to the heatmap label (warm = high similarity; colours are scaled jointly over all frames).
 """
 
 
@@ -130,6 +137,25 @@ def _output_column(config: SpaceConfig) -> list[gr.components.Component]:
     return [maxi_output, base_output, gallery, gr.Markdown(elem_id="summary")]
 
 
+def _examples(inputs, outputs, classify) -> gr.Examples | None:
+    """The shipped example clips (`space_app/examples/`): one click fills the inputs and classifies."""
+    examples = [example.inputs(EXAMPLES_DIR) for example in SPACE_EXAMPLES if (EXAMPLES_DIR / example.file).is_file()]
+    if not examples:
+        logger.warning("No example clip in %s (make them with scripts/make_space_examples.py).", EXAMPLES_DIR)
+        return None
+    return gr.Examples(
+        examples=examples,
+        inputs=[inputs[name] for name in INPUT_NAMES],
+        outputs=outputs,
+        fn=classify,
+        cache_examples=False,
+        run_on_click=True,
+        api_visibility="private",
+        label="Examples: synthetic clips (CC0), one click classifies",
+        elem_id="examples",
+    )
+
+
 def build_demo(config: SpaceConfig | None = None, predictor: SpacePredictor | None = None) -> gr.Blocks:
     """
     Builds the Space's `gr.Blocks` (models load lazily on the first request).
@@ -163,12 +189,14 @@ def build_demo(config: SpaceConfig | None = None, predictor: SpacePredictor | No
             outputs=inputs["custom_labels"],
             api_visibility="private",
         )
+        classify = _classify_handler(predictor)
         inputs["button"].click(
-            _classify_handler(predictor),
-            inputs=[inputs[name] for name in ("video", "label_set", "custom_labels", "heatmap_label")],
+            classify,
+            inputs=[inputs[name] for name in INPUT_NAMES],
             outputs=outputs,
             api_name=CLASSIFY_API_NAME,
         )
+        _examples(inputs, outputs, classify)
     return demo
 
 

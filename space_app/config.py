@@ -7,6 +7,7 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 DEFAULT_MODEL_ID = "maxi-release/maxi-vitb16"
 DEFAULT_BASE_MODEL_ID = "openai/clip-vit-base-patch16"
@@ -17,6 +18,32 @@ BUILTIN_LABEL_SETS: dict[str, str] = {
     "HMDB51": "hmdb51",
 }
 CUSTOM_LABEL_SET = "Custom"
+
+# The example clips shown under the inputs (drawn by scripts/make_space_examples.py, CC0, see examples/LICENSE).
+EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
+
+
+@dataclass(frozen=True)
+class SpaceExample:
+    """One clickable example: a clip of `EXAMPLES_DIR` and the label set (or custom labels) it is classified among."""
+
+    file: str
+    label_set: str
+    custom_labels: str = ""
+    heatmap_label: str = ""
+
+    def inputs(self, examples_dir: Path = EXAMPLES_DIR) -> list[str]:
+        """The values of the Space's inputs (video, label set, custom labels, heatmap label)."""
+        return [str(examples_dir / self.file), self.label_set, self.custom_labels, self.heatmap_label]
+
+
+EXAMPLE_CUSTOM_LABELS = "pushing cart, dribbling basketball, spinning poi, inflating balloons, juggling balls, bowling"
+SPACE_EXAMPLES = (
+    SpaceExample("bouncing_ball.mp4", "Kinetics-400", heatmap_label="dribbling basketball"),
+    SpaceExample("sliding_square.mp4", CUSTOM_LABEL_SET, EXAMPLE_CUSTOM_LABELS),
+    SpaceExample("spinning_bar.mp4", CUSTOM_LABEL_SET, EXAMPLE_CUSTOM_LABELS),
+    SpaceExample("growing_disc.mp4", "Kinetics-400"),
+)
 
 
 @dataclass(frozen=True)

@@ -1,27 +1,30 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Model loading, caching and one request's work for the MAXI Space, free of any Gradio code so tests can call it."""
+"""Model loading, caching and one request's work for the MAXI Space, free of any Gradio code so tests can call it.
+
+A request decodes the video once and runs one vision pass per model: MAXI's pass gives both its labels and the patch
+tokens of the heatmaps. Label embeddings are computed once per model and label set and reused across requests.
+"""
 
 from __future__ import annotations
 
-import copy
 import functools
 import logging
 import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from PIL import Image
 
-from modeling_maxi import (
-    MaxiVideoCLIPModel,
-    MaxiVideoProcessor,
-    VideoDecodeError,
-    load_class_names,
-    patch_text_similarity,
-    read_video_frames,
-    zero_shot_classify,
+from modeling_maxi import MaxiVideoCLIPModel, MaxiVideoProcessor, VideoDecodeError, load_class_names, read_video_frames
+from modeling_maxi.zero_shot import (
+    LabelEmbeddingCache,
+    VideoEmbeddings,
+    embed_videos,
+    label_embeddings,
+    patch_similarity_maps,
+    rank_video_labels,
 )
 
 from .config import BUILTIN_LABEL_SETS, CUSTOM_LABEL_SET, SpaceConfig
@@ -39,23 +42,27 @@ class ModelLoadError(RuntimeError):
 
 @dataclass
 class LoadedModel:
-    """A model in eval mode with its processor; `processor_for(T)` gives a processor sampling exactly T frames."""
+    """A model in eval mode with its processor."""
 
     model_id: str
     model: MaxiVideoCLIPModel
     processor: MaxiVideoProcessor
-    _by_num_frames: dict[int, MaxiVideoProcessor] = field(default_factory=dict, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def processor_for(self, num_frames: int) -> MaxiVideoProcessor:
-        if num_frames == self.processor.num_frames:
-            return self.processor
-        with self._lock:
-            if num_frames not in self._by_num_frames:
-                variant = copy.copy(self.processor)
-                variant.num_frames = num_frames
-                self._by_num_frames[num_frames] = variant
-            return self._by_num_frames[num_frames]
+    def encode(self, frames: np.ndarray, with_patches: bool = False) -> VideoEmbeddings:
+        """One vision pass over already sampled frames `(T, H, W, 3)` (the model sees exactly these frames)."""
+        return embed_videos(self.model, self.processor.preprocess_frames([frames]), with_patches=with_patches)
+
+    def rank(self, encoded: VideoEmbeddings, labels: list[str], template: str, top_k: int) -> list[dict]:
+        """The top-k labels of an encoded video (label embeddings from the model's cache)."""
+        text_embeds = label_embeddings(self.model, self.processor, labels, template)
+        return rank_video_labels(self.model, encoded.video_embeds, text_embeds, labels, top_k)[0]
+
+    def text_embedding(self, text: str, labels: list[str], template: str) -> torch.Tensor:
+        """The embedding of one text: a row of the label set's cached embeddings, else encoded for this request only
+        (a one-off heatmap text takes no cache slot from the label sets)."""
+        if text in labels:
+            return label_embeddings(self.model, self.processor, labels, template)[labels.index(text)]
+        return LabelEmbeddingCache(max_label_sets=1).text_embeddings(self.model, self.processor, [text], template)[0]
 
 
 class ModelCache:
@@ -182,14 +189,11 @@ class SpacePredictor:
         frames = self._read_frames(info, num_frames)
         template = self.config.template
         top_k = min(self.config.top_k, len(labels))
-        maxi_ranked = zero_shot_classify(
-            maxi.model, maxi.processor_for(num_frames), frames, labels, template=template, top_k=top_k
-        )
-        base_ranked = zero_shot_classify(
-            base.model, base.processor_for(num_frames), frames, labels, template=template, top_k=top_k
-        )
+        maxi_encoded = maxi.encode(frames, with_patches=True)  # MAXI's one vision pass: labels and heatmaps
+        maxi_ranked = maxi.rank(maxi_encoded, labels, template, top_k)
+        base_ranked = base.rank(base.encode(frames), labels, template, top_k)
         chosen = heatmap_label or maxi_ranked[0]["label"]
-        similarity = patch_text_similarity(maxi.model, maxi.processor_for(num_frames), frames, chosen, template)
+        similarity = patch_similarity_maps(maxi_encoded.patch_embeds[0], maxi.text_embedding(chosen, labels, template))
         images = overlay_heatmaps(
             frames, similarity.numpy(), size=self.config.heatmap_size, alpha=self.config.heatmap_alpha
         )

@@ -18,6 +18,7 @@ import numpy as np
 import open_clip
 import pytest
 import torch
+from huggingface_hub import ModelCard
 from open_clip.model import CLIPTextCfg, CLIPVisionCfg
 from transformers import AutoModel, AutoProcessor, CLIPConfig, CLIPModel
 
@@ -373,12 +374,19 @@ def test_cli_writes_hub_ready_folder(authors_checkpoint, base_dir, base_model, t
     assert not {name for name in files if name.endswith((".bin", ".pt", ".pth", ".pkl"))}
     config = json.loads((output_dir / "config.json").read_text())
     assert config["auto_map"]["AutoModel"] == "modeling_maxi_video_clip.MaxiVideoCLIPModel"
-    assert json.loads((output_dir / "processor_config.json").read_text())["num_frames"] == 4
+    assert json.loads((output_dir / "processor_config.json").read_text())["video_processor"]["num_frames"] == 4
+    assert json.loads((output_dir / "video_preprocessor_config.json").read_text())["num_frames"] == 4
     report = json.loads((output_dir / REPORT_FILE_NAME).read_text())
     assert report["from_base"] == [TOKEN_EMBEDDING] and report["ensemble_ratio"] == 0.2
     assert report["summary"]["num_from_checkpoint"] == len(base_model.state_dict()) - 1
     card = (output_dir / "README.md").read_text()
-    assert card.startswith("---\nlibrary_name: transformers\nlicense: other\n") and "# maxi-tiny" in card
+    meta = ModelCard.load(output_dir / "README.md").data
+    assert meta.library_name == "transformers" and meta.license == "other" and "# maxi-tiny" in card
+    assert meta.base_model is None and "a local folder `" + base_dir.name + "`" in card  # a local base is named only
+    for pushed in (output_dir / "README.md", output_dir / REPORT_FILE_NAME):  # no path of this machine is pushed
+        text = pushed.read_text()
+        assert str(base_dir) not in text and str(authors_checkpoint.parent) not in text, pushed.name
+    assert report["checkpoint"] == authors_checkpoint.name and report["base"] == "local:" + base_dir.name
     assert report["checkpoint_sha256"] in card and "authors' released checkpoint" in card
     assert "`0.2 x base + 0.8 x checkpoint`" in card and "`num_frames=4`" in card
     assert "These are the authors' numbers" in card and "| UCF101 | top-1 (3 splits) | 78.2 ± 0.8 |" in card
@@ -453,13 +461,16 @@ def test_push_to_hub_uploads_the_folder(monkeypatch, tmp_path):
     assert calls[2][1]["folder_path"] == folder and calls[2][1]["repo_id"] == "user/maxi-vitb16"
 
 
-def test_model_card_without_template_keeps_provenance(authors_checkpoint, base_dir, monkeypatch, tmp_path):
-    from modeling_maxi import model_card
+def test_model_card_keeps_provenance_and_names_a_hub_base(authors_checkpoint, base_dir):
+    """The card comes from the package's own template (no repository checkout needed); a Hub base is its metadata."""
+    from dataclasses import replace
+
     from modeling_maxi.conversion import render_conversion_model_card
 
     _, report = convert_checkpoint(authors_checkpoint, base=base_dir)
-    monkeypatch.setattr(model_card, "default_template_path", lambda: tmp_path / "missing.md")
     card = render_conversion_model_card(report, model_id="user/maxi-tiny")
     assert "# user/maxi-tiny" in card and report.checkpoint_sha256 in card
     assert "1 from the base" in card and "No weight-space ensembling" in card
     assert "| HMDB51 | top-1 (3 splits) | 52.2 ± 0.6 |" in card and "@inproceedings{lin2023match" in card
+    hub_based = render_conversion_model_card(replace(report, base="openai/clip-vit-base-patch16"), model_id="m")
+    assert "base_model: openai/clip-vit-base-patch16" in hub_based and "`openai/clip-vit-base-patch16`" in hub_based

@@ -18,12 +18,18 @@ def test_reduced_demo_runs_end_to_end_and_beats_the_base_model(tmp_path, capsys)
     4 CPU minutes): it completes, exports a Hub-ready model, and MAXI's held-out zero-shot top-1 beats the base's."""
     results = main(
         [
-            "--output_dir", str(tmp_path / "demo"),
-            "--base_cache_dir", str(tmp_path / "base_cache"),
-            "--num_train_videos", "600",
-            "--num_test_videos", "150",
-            "--train_steps", "150",
-            "--train_batch_size", "16",
+            "--output_dir",
+            str(tmp_path / "demo"),
+            "--base_cache_dir",
+            str(tmp_path / "base_cache"),
+            "--num_train_videos",
+            "600",
+            "--num_test_videos",
+            "150",
+            "--train_steps",
+            "150",
+            "--train_batch_size",
+            "16",
         ]
     )
     printed = capsys.readouterr().out
@@ -48,8 +54,11 @@ def test_reduced_demo_runs_end_to_end_and_beats_the_base_model(tmp_path, capsys)
 
 @pytest.mark.parametrize(
     ("overrides", "message"),
-    [({"filter_ratio": 0.0}, "filter_ratio"), ({"train_steps": 0}, "train_steps"),
-     ({"train_batch_size": 9, "num_processes": 2}, "divisible")],
+    [
+        ({"filter_ratio": 0.0}, "filter_ratio"),
+        ({"train_steps": 0}, "train_steps"),
+        ({"train_batch_size": 9, "num_processes": 2}, "divisible"),
+    ],
 )
 def test_demo_arguments_are_validated(overrides, message):
     with pytest.raises(ValueError, match=message):
@@ -136,10 +145,15 @@ def test_fine_tuning_keeps_one_resumable_checkpoint_or_every_requested_one(tmp_p
 
 @pytest.mark.parametrize(
     ("overrides", "message"),
-    [({"context_bias": 1.5}, "context_bias"), ({"min_action_visibility": -0.5}, "min_action_visibility"),
-     ({"text_sources": ["llm"]}, "text_sources"),
-     ({"text_sources": ["dictionary", "captionz"]}, "captionz"), ({"filter_score": "probability"}, "probability"),
-     ({"match_refinement_steps": -2}, "refinement steps"), ({"match_refinement_method": "lda"}, "'lda'")],
+    [
+        ({"context_bias": 1.5}, "context_bias"),
+        ({"min_action_visibility": -0.5}, "min_action_visibility"),
+        ({"text_sources": ["llm"]}, "text_sources"),
+        ({"text_sources": ["dictionary", "captionz"]}, "captionz"),
+        ({"filter_score": "probability"}, "probability"),
+        ({"match_refinement_steps": -2}, "refinement steps"),
+        ({"match_refinement_method": "lda"}, "'lda'"),
+    ],
 )
 def test_world_and_bag_source_settings_are_validated(overrides, message):
     with pytest.raises(ValueError, match=message):
@@ -184,8 +198,9 @@ def test_match_refinement_reaches_the_pipeline_and_the_table(tmp_path, monkeypat
     assert build_args.filter_score == "similarity"
     metrics = {"dictionary names": {"top1": 50.0, "top5": 90.0}}
     matching = {"kept_videos": 10, "matching_accuracy": 0.7}
-    table = demo.format_table(metrics, metrics, matching, 0.5, "similarity", refinement_steps=4,
-                              refinement_method="kmeans")
+    table = demo.format_table(
+        metrics, metrics, matching, 0.5, "similarity", refinement_steps=4, refinement_method="kmeans"
+    )
     assert "after 4 kmeans refinement steps and filtering (p = 0.5 by similarity): 70.0% of 10 kept videos" in table
     assert "refinement" not in demo.format_table(metrics, metrics, matching, 0.5, "margin")
 
@@ -199,10 +214,13 @@ def test_benchmarks_take_demo_settings_with_the_demos_defaults_and_choices():
     add_demo_settings(parser, ("filter_score", "mark_caption_prob", "match_refinement_steps"))
     defaults = parser.parse_args([])
     assert (defaults.filter_score, defaults.mark_caption_prob, defaults.match_refinement_steps) == (
-        DemoArguments.filter_score, DemoArguments.mark_caption_prob, DemoArguments.match_refinement_steps
+        DemoArguments.filter_score,
+        DemoArguments.mark_caption_prob,
+        DemoArguments.match_refinement_steps,
     )
-    given = parser.parse_args(["--filter_score", "similarity", "--mark_caption_prob", "0.6",
-                               "--match_refinement_steps", "3"])
+    given = parser.parse_args(
+        ["--filter_score", "similarity", "--mark_caption_prob", "0.6", "--match_refinement_steps", "3"]
+    )
     assert (given.filter_score, given.mark_caption_prob, given.match_refinement_steps) == ("similarity", 0.6, 3)
     with pytest.raises(SystemExit):  # not one of FILTER_SCORES
         parser.parse_args(["--filter_score", "probability"])

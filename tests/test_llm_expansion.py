@@ -34,7 +34,7 @@ def api_key(monkeypatch):
 
 
 def make_config(server, **overrides):
-    values = {"model": "static-phrase-table", "base_url": server.base_url, "initial_backoff": 0.001, "timeout": 5.0}
+    values = {"model": "static-phrase-table", "base_url": server.base_url, "timeout": 5.0}
     values.update(overrides)
     return LLMExpansionConfig(**values)
 
@@ -230,7 +230,7 @@ def test_failure_messages_are_redacted_when_a_server_echoes_the_key(tmp_path, ap
     assert api_key not in result.failures["yoga"]
     assert result.phrases == {"abseiling": PHRASE_TABLE["abseiling"]}
     ours = [record.getMessage() for record in caplog.records if record.name.startswith("modeling_maxi")]
-    assert any("Incorrect API key provided: ***" in message for message in ours)  # the retry log line
+    assert any("Incorrect API key provided: ***" in message for message in ours)  # the failure's log line
     assert all(api_key not in message for message in ours)
 
 
@@ -277,7 +277,6 @@ def test_expand_actions_validates_config_and_cache_dir(tmp_path):
         ({"temperature": "hot"}, "temperature"),
         ({"max_concurrency": 0}, "max_concurrency"),
         ({"max_retries": -1}, "max_retries"),
-        ({"initial_backoff": -0.5}, "initial_backoff"),
         ({"timeout": 0}, "timeout"),
         ({"base_url": "localhost:8000/v1"}, "base_url"),
         ({"max_tokens": 0}, "max_tokens"),
@@ -413,3 +412,16 @@ def test_interrupted_run_keeps_finished_actions_and_resumes(tmp_path, api_key, m
         assert sorted(r.action for r in server.requests) == sorted(set(actions) - set(saved))
     assert result.num_cached == 2 and result.phrases == {action: [action] for action in actions}
     assert sorted(p.suffix for p in tmp_path.iterdir()) == [".json"] * 6
+
+
+def test_retries_and_timeout_are_the_openai_clients_own(api_key):
+    from modeling_maxi.text_bags.llm_expansion import _openai_client, _RequestCounter
+
+    config = LLMExpansionConfig(model="m", base_url="http://127.0.0.1:9/v1", max_retries=3, timeout=7.5)
+    counter = _RequestCounter()
+    client = _openai_client(config, api_key, counter)
+    try:
+        assert client.max_retries == 3 and float(client.timeout) == 7.5
+        assert list(client._client.event_hooks["request"]) == [counter]  # every attempt is counted
+    finally:
+        client.close()

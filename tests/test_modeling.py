@@ -10,11 +10,13 @@ import pytest
 import torch
 from huggingface_hub.errors import StrictDataclassClassValidationError, StrictDataclassFieldValidationError
 from torch import nn
-from transformers import AutoConfig, AutoModel, CLIPModel
+from transformers import AutoConfig, AutoModel, CLIPModel, CLIPVisionConfig, CLIPVisionModel
+from transformers.testing_utils import CaptureLogger
+from transformers.utils import logging as transformers_logging
 
 from modeling_maxi import MaxiVideoCLIPConfig, MaxiVideoCLIPModel
 from modeling_maxi.modeling_maxi_video_clip import MaxiCrossFrameAttention, average_keys_over_frames
-from tests.helpers.tiny_models import tiny_maxi_config, tiny_model
+from tests.helpers.tiny_models import tiny_clip_model, tiny_maxi_config, tiny_model
 
 ATOL = 1e-5
 
@@ -274,6 +276,36 @@ def test_from_pretrained_of_a_clip_checkpoint_loads_every_weight(tmp_path):
     for name, tensor in clip.state_dict().items():
         torch.testing.assert_close(model.state_dict()[name], tensor, msg=name)
     assert model.config.frame_pooling == "max"
+
+
+def test_a_plain_clip_checkpoint_loads_silently_and_exactly(tmp_path):
+    clip = tiny_clip_model(seed=3)
+    clip.save_pretrained(tmp_path / "clip")
+    assert json.loads((tmp_path / "clip" / "config.json").read_text())["model_type"] == "clip"
+    with CaptureLogger(transformers_logging.get_logger("transformers")) as captured:
+        model, info = MaxiVideoCLIPModel.from_pretrained(tmp_path / "clip", output_loading_info=True)
+    assert "You are using a model of type" not in captured.out and "can yield errors" not in captured.out
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
+    assert model.config.model_type == "maxi_video_clip" and model.config.frame_pooling == "mean"
+    assert model.config.architectures is None  # not CLIPModel's any more: saving writes MaxiVideoCLIPModel
+    for name, tensor in clip.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[name], tensor, msg=name)
+    videos = _videos(batch=1, frames=3)
+    with torch.no_grad():
+        expected = clip.get_image_features(pixel_values=videos[0]).pooler_output.mean(dim=0)
+        torch.testing.assert_close(model.get_video_features(videos).pooler_output[0], expected, atol=ATOL, rtol=1e-5)
+    model.save_pretrained(tmp_path / "maxi")
+    assert json.loads((tmp_path / "maxi" / "config.json").read_text())["architectures"] == ["MaxiVideoCLIPModel"]
+
+
+def test_an_incompatible_checkpoint_still_warns(tmp_path):
+    maxi = tiny_maxi_config()
+    CLIPVisionModel(CLIPVisionConfig(**maxi.vision_config.to_dict())).save_pretrained(tmp_path)
+    with CaptureLogger(transformers_logging.get_logger("transformers")) as captured:
+        MaxiVideoCLIPModel.from_pretrained(tmp_path)
+    assert "You are using a model of type `clip_vision_model` to instantiate a model of type `maxi_video_clip`" in (
+        captured.out
+    )
 
 
 def test_from_clip_converts_in_memory_and_validates():

@@ -56,6 +56,9 @@ def test_the_wheel_holds_only_the_library_with_its_data(wheel):
         "modeling_maxi/data/splits/k600/ZS_split1_K600_eval.txt.gz",
         "modeling_maxi/evaluation/metric_scripts/top_k_accuracy/top_k_accuracy.py",
         "modeling_maxi/evaluation/metric_scripts/mean_average_precision/mean_average_precision.py",
+        "modeling_maxi/data/bpe_simple_vocab_16e6.txt.gz",
+        "modeling_maxi/data/bpe_simple_vocab_16e6.LICENSE.txt",
+        "modeling_maxi/data/model_card.md",
     ):
         assert data_file in names, data_file
     tracked = subprocess.run(
@@ -65,6 +68,13 @@ def test_the_wheel_holds_only_the_library_with_its_data(wheel):
     metadata = next(name for name in names if name.endswith(".dist-info/METADATA"))
     text = zipfile.ZipFile(path).read(metadata).decode()
     assert "License-Expression: Apache-2.0" in text and "Entry-points" not in text
+    requirements = [line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("Requires-Dist:")]
+    runtime = [requirement for requirement in requirements if "extra ==" not in requirement]
+    assert not [
+        r for r in requirements if r.startswith(("open-clip-torch", "timm", "ftfy")) and 'extra == "dev"' not in r
+    ]
+    assert "transformers<6,>=5.6" in runtime and "av>=14" in runtime and not any("open-clip" in r for r in runtime)
+    assert 'datasets>=4.0; extra == "data"' in requirements  # datasets.List
 
 
 def test_the_build_prints_no_deprecation_warning(wheel):

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from modeling_maxi import MaxiVideoProcessor, load_class_names, patch_text_similarity, zero_shot_classify
@@ -17,7 +16,7 @@ from space_app.config import SpaceConfig
 from space_app.heatmaps import center_crop_square, colorize, normalize_maps, overlay_heatmaps
 from space_app.inference import ModelCache, ModelLoadError, SpacePredictor
 from space_app.inputs import SpaceInputError, check_labels, check_video, parse_custom_labels
-from tests.helpers.tiny_models import build_clip_tokenizer, tiny_image_processor, tiny_maxi_config
+from tests.helpers.tiny_models import save_tiny_clip
 from tests.helpers.videos import (
     make_moving_square_frames,
     write_corrupt_video,
@@ -34,25 +33,6 @@ MAX_FILE_SIZE_MB = 0.05
 # ----------------------------------------------------------------------------------------------------------------
 # Helpers shared with tests/test_space_browser.py
 # ----------------------------------------------------------------------------------------------------------------
-
-
-def save_tiny_clip(directory: Path, seed: int = 1) -> Path:
-    """A tiny plain `CLIPModel` saved like `openai/clip-vit-base-patch16` (preprocessor_config.json + tokenizer)."""
-    from transformers import CLIPConfig, CLIPModel
-
-    maxi_config = tiny_maxi_config()
-    torch.manual_seed(seed)
-    clip = CLIPModel(
-        CLIPConfig(
-            text_config=maxi_config.text_config.to_dict(),
-            vision_config=maxi_config.vision_config.to_dict(),
-            projection_dim=maxi_config.projection_dim,
-        )
-    ).eval()
-    clip.save_pretrained(directory)
-    tiny_image_processor().save_pretrained(directory)
-    build_clip_tokenizer().save_pretrained(directory)
-    return Path(directory)
 
 
 def free_port() -> int:
@@ -446,3 +426,49 @@ def test_bad_input_returns_its_message(client, videos, kind, label_set, custom_l
         _call(client, videos[kind], label_set, custom_labels)
     assert message in str(info.value)
     assert "Traceback" not in str(info.value)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# One vision pass per model per request; label sets encoded once; the shipped examples
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def test_a_request_runs_one_vision_pass_per_model_and_reuses_label_sets(tiny_model_dir, tiny_clip_dir, videos):
+    from modeling_maxi.zero_shot import label_embedding_cache
+
+    predictor = SpacePredictor(space_config(tiny_model_dir, tiny_clip_dir))
+    passes = {}
+    for name, model_id in (("maxi", str(tiny_model_dir)), ("clip", str(tiny_clip_dir))):
+        model = predictor.models.get(model_id).model
+        passes[name] = []
+        model.vision_model.register_forward_hook(lambda module, args, output, key=name: passes[key].append(1))
+    predictor.predict(videos["ok"], "HMDB51", "", "")
+    assert {name: len(calls) for name, calls in passes.items()} == {"maxi": 1, "clip": 1}
+    predictor.predict(videos["ok"], "HMDB51", "", "somersault")  # a heatmap text outside the set: no extra pass
+    predictor.predict(videos["ok"], "HMDB51", "", "")
+    assert {name: len(calls) for name, calls in passes.items()} == {"maxi": 3, "clip": 3}
+    for model_id in (str(tiny_model_dir), str(tiny_clip_dir)):
+        cache = label_embedding_cache(predictor.models.get(model_id).model)
+        assert cache.num_encoded == 1 and len(cache) == 1  # HMDB51 encoded once; the one-off text took no slot
+
+
+def test_the_shipped_examples_are_small_licensed_reproducible_and_valid_requests(
+    tmp_path, tiny_model_dir, tiny_clip_dir
+):
+    from modeling_maxi import read_video_frames
+    from scripts.make_space_examples import main as make_examples
+    from space_app.config import EXAMPLES_DIR, SPACE_EXAMPLES
+
+    licence = (EXAMPLES_DIR / "LICENSE").read_text(encoding="utf-8")
+    assert "CC0 1.0" in licence and "scripts/make_space_examples.py" in licence
+    made = make_examples(["--output_dir", str(tmp_path / "made")])
+    assert [path.name for path in made] == [example.file for example in SPACE_EXAMPLES]
+    predictor = SpacePredictor(space_config(tiny_model_dir, tiny_clip_dir, max_labels=400))
+    for example, remade in zip(SPACE_EXAMPLES, made):
+        shipped = EXAMPLES_DIR / example.file
+        assert shipped.stat().st_size < 50_000 and example.file in licence
+        frames, again = read_video_frames(shipped, 8), read_video_frames(remade, 8)
+        assert frames.shape == again.shape and np.abs(frames.astype(int) - again.astype(int)).mean() < 2.0
+        prediction = predictor.predict(*example.inputs())
+        assert len(prediction.maxi_scores) == 5 and len(prediction.heatmaps) == 4
+        assert prediction.heatmap_label == (example.heatmap_label or next(iter(prediction.maxi_scores)))

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""End-to-end browser test of the Space: headless Debian Chromium (selenium) uploads a video and reads the labels.
+"""End-to-end browser tests of the Space: headless Debian Chromium (selenium) uploads a video, or clicks a shipped
+example, and reads both models' labels and the heatmaps.
 
 Needs the Debian packages `chromium` and `chromium-driver` (`scripts/install_browser.sh`); no browser is downloaded at
 run time. Skipped when they are missing, except under CI (`CI=true`), where a missing browser is a failure.
@@ -10,6 +11,8 @@ import shutil
 
 import pytest
 
+from modeling_maxi import load_class_names
+from space_app.config import EXAMPLES_DIR, SPACE_EXAMPLES
 from tests.helpers.videos import make_moving_square_frames, write_video
 from tests.test_space_app import save_tiny_clip, serve_demo, space_config
 
@@ -106,3 +109,32 @@ def test_upload_classify_and_screenshot(driver, tmp_path, tiny_model_dir):
     copy_to = os.environ.get("MAXI_SPACE_SCREENSHOT")
     if copy_to:
         shutil.copyfile(screenshot, copy_to)
+
+
+def test_clicking_an_example_classifies_it_with_both_models_and_draws_the_heatmaps(driver, tmp_path, tiny_model_dir):
+    """A visitor's one click: the first example (a shipped clip, the Kinetics-400 labels) fills the inputs and runs."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    first = SPACE_EXAMPLES[0]
+    assert first.label_set == "Kinetics-400" and (EXAMPLES_DIR / first.file).is_file()
+    kinetics = set(load_class_names("k400"))
+    config = space_config(tiny_model_dir, save_tiny_clip(tmp_path / "tiny_clip"), heatmap_size=160, max_labels=400)
+    wait = WebDriverWait(driver, WAIT_S)
+    with serve_demo(config) as url:
+        driver.get(url)
+        wait.until(conditions.element_to_be_clickable((By.CSS_SELECTOR, "#examples [data-testid='dataset-cell-0-0']")))
+        driver.find_element(By.CSS_SELECTOR, "#examples [data-testid='dataset-cell-0-0']").click()
+
+        def labels_in(element_id):
+            lines = driver.find_element(By.CSS_SELECTOR, f"#{element_id}").text.splitlines()
+            return {line.strip() for line in lines} & kinetics
+
+        wait.until(lambda browser: len(labels_in("maxi-label")) >= 5 and len(labels_in("clip-label")) >= 5)
+        wait.until(lambda browser: len(browser.find_elements(By.CSS_SELECTOR, "#heatmap-gallery img")) == 4)
+        summary = driver.find_element(By.CSS_SELECTOR, "#summary").text
+        screenshot = tmp_path / "space_example.png"
+        assert driver.save_screenshot(str(screenshot))
+    assert f"Heatmap label: {first.heatmap_label}" in summary and "400 candidate labels" in summary
+    assert screenshot.stat().st_size > 10_000

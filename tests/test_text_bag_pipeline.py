@@ -312,7 +312,6 @@ def test_llm_faults_are_retried_or_recorded(
                 "--llm-model": "static-phrase-table",
                 "--llm-base-url": server.base_url,
                 "--llm-max-retries": 2,
-                "--llm-initial-backoff": 0.01,
             },
         )
         record = build_text_bags.main(argv)

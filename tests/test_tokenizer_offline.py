@@ -2,11 +2,19 @@
 """The offline CLIP tokenizer must produce exactly OpenAI CLIP's ids."""
 
 import gzip
+import hashlib
+import importlib.util
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import pytest
 
+import modeling_maxi
 from modeling_maxi.tokenizer_offline import CLIP_VOCAB_SIZE, build_offline_clip_tokenizer, default_merges_path
 
+REPO = Path(__file__).resolve().parents[1]
 # Reference ids from OpenAI CLIP's own tokenizer (open_clip.tokenizer.SimpleTokenizer, with start/end tokens).
 REFERENCE_IDS = {
     "a photo of a dog.": [49406, 320, 1125, 539, 320, 1929, 269, 49407],
@@ -54,3 +62,35 @@ def test_missing_or_truncated_merges_file_is_reported(tmp_path):
         handle.writelines(head)
     with pytest.raises(ValueError, match="999 merges"):
         build_offline_clip_tokenizer(truncated)
+
+
+def test_the_merges_file_ships_with_the_package_and_its_licence():
+    path = Path(default_merges_path())
+    assert path.parent == Path(modeling_maxi.__file__).parent / "data" and path.name == "bpe_simple_vocab_16e6.txt.gz"
+    notice = (path.parent / "bpe_simple_vocab_16e6.LICENSE.txt").read_text(encoding="utf-8")
+    assert "MIT License" in notice and "Copyright (c) 2021 OpenAI" in notice and "github.com/openai/CLIP" in notice
+    spec = importlib.util.find_spec("open_clip")  # where installed (dev extra): the very same bytes
+    if spec is not None:
+        peer = Path(spec.submodule_search_locations[0]) / path.name
+        assert hashlib.sha256(peer.read_bytes()).hexdigest() == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_the_library_never_imports_open_clip_or_its_dependencies(tmp_path, tiny_model_dir):
+    """Building the tokenizer, loading a checkpoint and classifying: open_clip, timm and ftfy stay unimported."""
+    script = textwrap.dedent(
+        f"""
+        import sys
+        import numpy as np
+        import modeling_maxi
+        from modeling_maxi.tokenizer_offline import build_offline_clip_tokenizer
+        from transformers import pipeline
+        ids = build_offline_clip_tokenizer()("a photo of a dog.")["input_ids"]
+        classifier = pipeline("zero-shot-video-classification", model={str(tiny_model_dir)!r})
+        classifier(np.zeros((4, 32, 32, 3), dtype=np.uint8), candidate_labels=["a", "b"])
+        loaded = sorted(name for name in sys.modules if name.split(".")[0] in ("open_clip", "timm", "ftfy"))
+        print(ids, loaded)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == f"{REFERENCE_IDS['a photo of a dog.']} []"

@@ -9,7 +9,9 @@ one view per video (segment-centre frames, centre crop), one prompt per class ("
 A dataset that is not built in: `--labels classes.csv --split-file test.txt [--multi-label]`. Arguments may also come
 from one JSON or YAML file (`python -m training.evaluate_zero_shot eval.yaml`). Writes `<output_dir>/zero_shot_<dataset>
 .json` (per-split metrics, video counts, the missing/unreadable videos) and `.md` (a table for the model card).
-Every step is a call into `modeling_maxi.evaluation`.
+With `--update_model_card`, the results also go into the model card (README.md) of `--model`, a local checkpoint
+folder: its `model-index` metadata (huggingface_hub `EvalResult` entries) and its Evaluation table. Every step is a
+call into `modeling_maxi.evaluation` and `modeling_maxi.model_card`.
 """
 
 import logging
@@ -25,6 +27,7 @@ from modeling_maxi.evaluation import (
     load_evaluation_splits,
     run_zero_shot_evaluation,
 )
+from modeling_maxi.model_card import add_evaluation_to_model_card, model_card_path
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +100,13 @@ class EvaluationArguments:
         default=None, metadata={"help": "Folder of the metric modules (default: the ones shipped in the package)."}
     )
     seed: int = field(default=0, metadata={"help": "Seed (evaluation itself is deterministic)."})
+    update_model_card: bool = field(
+        default=False,
+        metadata={
+            "help": "Write the results into the model card (README.md) of --model, a local checkpoint folder: "
+            "model-index metadata and the Evaluation table (results of other datasets stay)."
+        },
+    )
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -106,6 +116,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     setup_script_logging()
     set_seed(eval_args.seed)
+    card_path = model_card_path(model_args.model) if eval_args.update_model_card else None  # checked before evaluating
 
     splits = load_evaluation_splits(
         data_args.dataset,
@@ -127,7 +138,7 @@ def main(argv: list[str] | None = None) -> dict:
         "protocol_label_errors_kept": data_args.keep_protocol_label_errors,
         "split_camel_case": data_args.split_camel_case,
     }
-    return run_zero_shot_evaluation(
+    results = run_zero_shot_evaluation(
         model,
         processor,
         splits,
@@ -141,6 +152,10 @@ def main(argv: list[str] | None = None) -> dict:
         num_workers=eval_args.num_workers,
         missing_videos=eval_args.missing_videos,
     )
+    if card_path is not None:
+        add_evaluation_to_model_card(card_path, results)
+        logger.info("Added the results to the model card %s.", card_path)
+    return results
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ multi-process launcher needs mpirun).
 
 After training, the model is ensembled in weight space with the base CLIP (``--ensemble_ratio``, 0.2 as in the
 paper, 0 disables) and saved as a Hub-ready folder: safetensors, config with ``auto_map``, the modeling files, the
-processor and a model card rendered from the repository's ``model_card.md``. Every step is a call into
+processor and a model card rendered from the package's template. Every step is a call into
 ``modeling_maxi.training``.
 """
 

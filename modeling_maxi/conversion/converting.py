@@ -14,7 +14,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
-from transformers import AutoImageProcessor, AutoTokenizer
 from transformers.utils import logging
 
 from ..ensembling import weight_space_ensemble
@@ -22,7 +21,7 @@ from ..modeling_maxi_video_clip import MaxiVideoCLIPModel
 from ..processing_maxi_video_clip import MaxiVideoProcessor
 from .errors import CheckpointConversionError, UnexpectedKeysError
 from .key_mapping import MappedWeights, detect_layout, map_state_dict
-from .report import REPORT_FILE_NAME, ConversionReport, file_sha256, render_conversion_model_card
+from .report import REPORT_FILE_NAME, ConversionReport, file_sha256, render_conversion_model_card, report_reference
 from .safe_loading import extract_state_dict, load_checkpoint_file
 
 logger = logging.get_logger(__name__)
@@ -148,11 +147,11 @@ def convert_checkpoint(
 
     remaining = [k for k in target_state if k not in mapped.tensors]
     report = ConversionReport(
-        checkpoint=str(checkpoint),
+        checkpoint=Path(checkpoint).name,
         checkpoint_sha256=file_sha256(checkpoint),
         checkpoint_format=file_format,
         layout=layout,
-        base=str(base),
+        base=report_reference(base),
         ensemble_ratio=None if ensemble_ratio is None else float(ensemble_ratio),
         config_overrides=dict(config_overrides),
         from_checkpoint=dict(sorted(mapped.sources.items())),
@@ -170,10 +169,11 @@ def convert_checkpoint(
 
 
 def build_processor_from_base(base: str | os.PathLike, num_frames: int = 16) -> MaxiVideoProcessor:
-    """A [`MaxiVideoProcessor`] made of the base CLIP's image processor and tokenizer, sampling `num_frames` frames."""
-    image_processor = AutoImageProcessor.from_pretrained(base)
-    tokenizer = AutoTokenizer.from_pretrained(base)
-    return MaxiVideoProcessor(image_processor=image_processor, tokenizer=tokenizer, num_frames=num_frames)
+    """A [`MaxiVideoProcessor`] whose video processor takes the base CLIP's image settings, with the base's
+    tokenizer, sampling `num_frames` frames."""
+    processor = MaxiVideoProcessor.from_pretrained(base)
+    processor.num_frames = num_frames
+    return processor
 
 
 def save_converted_model(

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """What a conversion did: the [`ConversionReport`] saved next to the weights, and the model card telling where the
-weights come from."""
+weights come from. Both are pushed with the weights, so neither holds a local path: the checkpoint is named by its
+file name and SHA-256, a local base by its folder name."""
 
 from __future__ import annotations
 
@@ -10,12 +11,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from transformers.utils import logging
-
-from ..model_card import MAXI_CITATION, format_paper_results, render_model_card
+from ..model_card import hub_model_id, render_model_card
 from .key_mapping import LAYOUT_MAXI
-
-logger = logging.get_logger(__name__)
 
 __all__ = [
     "AUTHORS_REPOSITORY",
@@ -24,6 +21,7 @@ __all__ = [
     "conversion_provenance",
     "file_sha256",
     "render_conversion_model_card",
+    "report_reference",
 ]
 
 REPORT_FILE_NAME = "conversion_report.json"
@@ -35,9 +33,9 @@ class ConversionReport:
     """Where every tensor of a converted model came from. Saved as `conversion_report.json` next to the weights.
 
     Attributes:
-        checkpoint: path of the converted file; `checkpoint_sha256`: its SHA-256.
+        checkpoint: file name of the converted checkpoint (no directory); `checkpoint_sha256`: its SHA-256.
         checkpoint_format: "torch", "torchscript" or "safetensors"; `layout`: "maxi", "openai" or "transformers".
-        base: the base CLIP (Hub id or folder) that filled what the checkpoint lacks.
+        base: the base CLIP that filled what the checkpoint lacks: its Hub id, or `local:<folder name>`.
         ensemble_ratio: weight of the base in `ratio * base + (1 - ratio) * checkpoint`, or None when not ensembled.
         config_overrides: the video settings given to the converted config (frame_pooling, cross_frame_layers, ...).
         from_checkpoint: model tensor -> checkpoint key it came from.
@@ -92,11 +90,12 @@ def conversion_provenance(report: ConversionReport, num_frames: int | None = Non
             f"{1 - report.ensemble_ratio:g} x checkpoint` (the paper evaluates with 0.2 x the original CLIP)."
         )
     overrides = ", ".join(f"`{k}={v!r}`" for k, v in report.config_overrides.items()) or "the base's defaults"
+    base = f"`{report.base}`" if hub_model_id(report.base) else f"a local folder `{report.base.removeprefix('local:')}`"
     lines = [
-        f"- Converted with `modeling_maxi.conversion` from `{Path(report.checkpoint).name}` (SHA-256 "
+        f"- Converted with `modeling_maxi.conversion` from `{report.checkpoint}` (SHA-256 "
         f"`{report.checkpoint_sha256}`), a `{report.checkpoint_format}` file in the `{report.layout}` layout.",
         f"- {len(report.from_checkpoint)} tensors come from the checkpoint and {len(report.from_base)} from the base "
-        f"model `{report.base}` because the checkpoint lacks them; {len(report.initialised)} are freshly initialised; "
+        f"model {base} because the checkpoint lacks them; {len(report.initialised)} are freshly initialised; "
         f"{len(report.ignored)} checkpoint entries were skipped as non-weights. Every tensor is listed in "
         f"`{REPORT_FILE_NAME}`.",
         f"- {ensemble}",
@@ -113,35 +112,23 @@ def conversion_provenance(report: ConversionReport, num_frames: int | None = Non
     return "\n".join(lines)
 
 
-def _minimal_model_card(model_id: str, report: ConversionReport, provenance: str) -> str:
-    parts = [
-        f"---\nlibrary_name: transformers\nbase_model: {report.base}\ntags:\n- video\n- maxi\n---",
-        f"# {model_id}",
-        "A `MaxiVideoCLIPModel` (MAXI, Lin et al., ICCV 2023).",
-        f"## Provenance\n\n{provenance}",
-        f"## Results reported in the paper\n\n{format_paper_results()}",
-        f"## Citation\n\n```bibtex\n{MAXI_CITATION}\n```",
-    ]
-    return "\n\n".join(parts) + "\n"
-
-
 def render_conversion_model_card(
     report: ConversionReport, model_id: str, license: str = "other", num_frames: int | None = None
 ) -> str:
-    """The model card (README.md) of a converted checkpoint, from the repository's `model_card.md` template; when the
-    template is not available (installed package without the repository checkout) a short card with the same
-    provenance and paper results is returned instead. `num_frames`: frames the saved processor samples, if any."""
-    provenance = conversion_provenance(report, num_frames=num_frames)
+    """The model card (README.md) of a converted checkpoint, from the package's template. `num_frames`: frames the
+    saved processor samples, if any."""
     from_authors = report.layout == LAYOUT_MAXI
-    try:
-        return render_model_card(
-            model_id=model_id,
-            base_model=report.base,
-            provenance=provenance,
-            training_config="Not trained here: converted from an existing checkpoint (see Provenance).",
-            dataset_link=f"the authors' text bags ({AUTHORS_REPOSITORY})" if from_authors else None,
-            license=license,
-        )
-    except FileNotFoundError as err:
-        logger.warning("%s; writing a short model card instead", err)
-        return _minimal_model_card(model_id, report, provenance)
+    return render_model_card(
+        model_id=model_id,
+        base_model=hub_model_id(report.base),
+        provenance=conversion_provenance(report, num_frames=num_frames),
+        training_config="Not trained here: converted from an existing checkpoint (see Provenance).",
+        dataset_link=f"the authors' text bags ({AUTHORS_REPOSITORY})" if from_authors else None,
+        license=license,
+    )
+
+
+def report_reference(name_or_path: str | os.PathLike) -> str:
+    """How the report names a model or file: a Hub id as is, a local path as `local:<name>`."""
+    value = os.fspath(name_or_path)
+    return hub_model_id(value) or f"local:{Path(os.path.expanduser(value)).name}"

@@ -55,8 +55,9 @@ class TextBagBuildArguments:
     )
     llm_temperature: float = field(default=0.4, metadata={"help": "Sampling temperature of the LLM."})
     llm_max_concurrency: int = field(default=4, metadata={"help": "Concurrent LLM requests."})
-    llm_max_retries: int = field(default=5, metadata={"help": "Retries on 429/5xx/timeouts."})
-    llm_initial_backoff: float = field(default=1.0, metadata={"help": "First retry wait in seconds (doubled after)."})
+    llm_max_retries: int = field(
+        default=5, metadata={"help": "Retries by the openai client on 408/409/429/5xx, timeouts, connection errors."}
+    )
     llm_timeout: float = field(default=60.0, metadata={"help": "Timeout of one LLM request in seconds."})
     llm_cache_dir: str | None = field(
         default=None, metadata={"help": "LLM reply cache (default: OUTPUT_DIR/stages/llm_cache)."}

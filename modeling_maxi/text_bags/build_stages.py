@@ -233,7 +233,6 @@ def _expand_with_llm(args: TextBagBuildArguments, actions: list[str]) -> tuple[d
         temperature=args.llm_temperature,
         max_concurrency=args.llm_max_concurrency,
         max_retries=args.llm_max_retries,
-        initial_backoff=args.llm_initial_backoff,
         timeout=args.llm_timeout,
     )
     cache_dir = args.llm_cache_dir or str(Path(args.output_dir) / "stages" / "llm_cache")

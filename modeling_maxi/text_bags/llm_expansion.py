@@ -16,11 +16,9 @@ import hashlib
 import json
 import logging
 import os
-import random
 import re
 import tempfile
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +32,6 @@ API_KEY_ENV_VAR = "OPENAI_API_KEY"
 # Placeholder sent to self-hosted servers (vLLM, llama.cpp, ...) that accept any key when none is configured.
 _NO_KEY_PLACEHOLDER = "EMPTY"
 _CACHE_FORMAT_VERSION = 1
-_RETRYABLE_STATUS_CODES = frozenset({408, 409, 429})
 
 
 @dataclass
@@ -55,13 +52,11 @@ class LLMExpansionConfig:
         max_concurrency (`int`, *optional*, defaults to 4):
             Maximum number of requests in flight at the same time.
         max_retries (`int`, *optional*, defaults to 5):
-            Retries after the first attempt on rate limits (429), server errors (5xx), timeouts and connection errors.
-        initial_backoff (`float`, *optional*, defaults to 1.0):
-            Wait in seconds before the first retry; doubled at each further retry (with up to 25% jitter).
+            Retries after the first attempt, made by the `openai` client itself: on timeouts, connection errors and
+            the statuses 408, 409, 429 and 5xx, with exponential backoff and jitter, honouring a server's
+            `Retry-After`.
         timeout (`float`, *optional*, defaults to 60.0):
             Timeout of one request, in seconds.
-        max_backoff (`float`, *optional*, defaults to 60.0):
-            Upper bound of one wait between retries, in seconds (also caps a server's `Retry-After`).
         max_tokens (`int`, *optional*):
             Upper bound on the length of a reply; `None` leaves it to the server.
 
@@ -74,9 +69,7 @@ class LLMExpansionConfig:
     temperature: float = 0.4
     max_concurrency: int = 4
     max_retries: int = 5
-    initial_backoff: float = 1.0
     timeout: float = 60.0
-    max_backoff: float = 60.0
     max_tokens: int | None = None
 
     def __post_init__(self):
@@ -100,10 +93,6 @@ class LLMExpansionConfig:
             isinstance(self.max_tokens, bool) or not isinstance(self.max_tokens, int) or self.max_tokens < 1
         ):
             raise ValueError(f"`max_tokens` must be None or a positive integer, got {self.max_tokens!r}.")
-        for name in ("initial_backoff", "max_backoff"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f"`{name}` must be a number >= 0, got {value!r}.")
         if isinstance(self.timeout, bool) or not isinstance(self.timeout, (int, float)) or self.timeout <= 0:
             raise ValueError(f"`timeout` must be a positive number of seconds, got {self.timeout!r}.")
 
@@ -316,11 +305,13 @@ def _save_reply(cache_dir: Path, config: LLMExpansionConfig, action: str, reply:
 
 
 class _RequestCounter:
+    """Counts the HTTP requests the client sends (retries included); an httpx `request` event hook."""
+
     def __init__(self):
         self._lock = threading.Lock()
         self.value = 0
 
-    def increment(self) -> None:
+    def __call__(self, request) -> None:
         with self._lock:
             self.value += 1
 
@@ -331,68 +322,35 @@ def _redact(text: str, secret: str | None) -> str:
     return text
 
 
-def _retry_delay(error: Exception, attempt: int, config: LLMExpansionConfig, rng: random.Random) -> float:
-    delay = config.initial_backoff * (2**attempt) * (1.0 + 0.25 * rng.random())
-    response = getattr(error, "response", None)
-    retry_after = response.headers.get("retry-after") if response is not None else None
-    if retry_after is not None:
-        try:
-            delay = max(delay, float(retry_after))
-        except ValueError:
-            pass
-    return min(delay, config.max_backoff)
+def _request_phrases(client, action: str, config: LLMExpansionConfig) -> tuple[str, list[str]]:
+    """Ask for one action (the client retries what is worth retrying); returns (reply, phrases) or raises."""
+    extra = {} if config.max_tokens is None else {"max_tokens": config.max_tokens}
+    completion = client.chat.completions.create(
+        model=config.model,
+        messages=[{"role": "user", "content": config.prompt_for(action)}],
+        temperature=config.temperature,
+        **extra,
+    )
+    if not completion.choices or completion.choices[0].message is None:
+        raise ValueError("the reply has no choices")
+    reply = completion.choices[0].message.content or ""
+    phrases = parse_phrases(reply)
+    if not phrases:
+        raise ValueError(f"no phrase could be parsed from the reply {reply[:200]!r}")
+    return reply, phrases
 
 
-def _is_retryable(error: Exception) -> bool:
+def _openai_client(config: LLMExpansionConfig, api_key: str | None, counter: _RequestCounter):
+    """The `openai` client with the run's endpoint, retries and timeout; every HTTP request it sends is counted."""
     import openai
 
-    if isinstance(error, openai.APIConnectionError):  # includes APITimeoutError
-        return True
-    if isinstance(error, openai.APIStatusError):
-        return error.status_code in _RETRYABLE_STATUS_CODES or error.status_code >= 500
-    return False
-
-
-def _request_phrases(
-    client, action: str, config: LLMExpansionConfig, counter: _RequestCounter, api_key: str | None
-) -> tuple[str, list[str]]:
-    """Ask for one action with retries; returns (reply, phrases) or raises the last error."""
-    prompt = config.prompt_for(action)
-    rng = random.Random(cache_key(config.model, prompt, config.temperature))
-    extra = {} if config.max_tokens is None else {"max_tokens": config.max_tokens}
-    attempt = 0
-    while True:
-        counter.increment()
-        try:
-            completion = client.chat.completions.create(
-                model=config.model,
-                messages=[{"role": "user", "content": prompt}],
-                temperature=config.temperature,
-                timeout=config.timeout,
-                **extra,
-            )
-        except Exception as error:
-            if not _is_retryable(error) or attempt >= config.max_retries:
-                raise
-            delay = _retry_delay(error, attempt, config, rng)
-            logger.info(
-                "LLM request for %r failed (%s); retry %d/%d in %.2fs.",
-                action,
-                _redact(f"{type(error).__name__}: {error}", api_key),
-                attempt + 1,
-                config.max_retries,
-                delay,
-            )
-            time.sleep(delay)
-            attempt += 1
-            continue
-        if not completion.choices or completion.choices[0].message is None:
-            raise ValueError("the reply has no choices")
-        reply = completion.choices[0].message.content or ""
-        phrases = parse_phrases(reply)
-        if not phrases:
-            raise ValueError(f"no phrase could be parsed from the reply {reply[:200]!r}")
-        return reply, phrases
+    return openai.OpenAI(
+        base_url=config.base_url,
+        api_key=api_key or _NO_KEY_PLACEHOLDER,
+        max_retries=config.max_retries,
+        timeout=config.timeout,
+        http_client=openai.DefaultHttpxClient(event_hooks={"request": [counter]}),
+    )
 
 
 def _validate_actions(actions: Sequence[str]) -> list[str]:
@@ -416,9 +374,10 @@ def expand_actions(
     """
     Expand action names into phrases with an LLM: one request per distinct action, cached on disk.
 
-    Requests go through the `openai` client (`OpenAI(base_url=config.base_url, max_retries=0)`, key from the
-    `OPENAI_API_KEY` environment variable) from a pool of `config.max_concurrency` threads. Rate limits (429), server
-    errors (5xx), timeouts and connection errors are retried with exponential backoff. Each success is written to
+    Requests go through the `openai` client (`OpenAI(base_url=config.base_url, max_retries=config.max_retries,
+    timeout=config.timeout)`, key from the `OPENAI_API_KEY` environment variable) from a pool of
+    `config.max_concurrency` threads; the client retries rate limits (429), server errors (5xx), 408/409, timeouts and
+    connection errors with exponential backoff and the server's `Retry-After`. Each success is written to
     `cache_dir/<sha256(model, prompt, temperature)>.json` atomically (temporary file + `os.replace`), so an
     interrupted run loses nothing and a rerun makes no request. An action that still fails is reported in
     `failures`, not cached (a later run retries it), and does not stop the others.
@@ -458,8 +417,6 @@ def expand_actions(
     counter = _RequestCounter()
 
     if to_request:
-        import openai
-
         api_key = os.environ.get(API_KEY_ENV_VAR) or None
         if api_key is None:
             if config.base_url is None:
@@ -468,12 +425,7 @@ def expand_actions(
                     f"({len(to_request)} action(s) are not cached). Set it, or pass `base_url` of a local server."
                 )
             logger.warning("%s is not set; sending requests to `base_url` with a placeholder key.", API_KEY_ENV_VAR)
-        client = openai.OpenAI(
-            base_url=config.base_url,
-            api_key=api_key or _NO_KEY_PLACEHOLDER,
-            max_retries=0,
-            timeout=config.timeout,
-        )
+        client = _openai_client(config, api_key, counter)
         logger.info(
             "Requesting LLM phrases for %d action(s) (%d cached) from model %r with up to %d concurrent requests.",
             len(to_request),
@@ -486,9 +438,7 @@ def expand_actions(
             max_workers=config.max_concurrency, thread_name_prefix="llm-expansion"
         )
         try:
-            futures = {
-                pool.submit(_request_phrases, client, action, config, counter, api_key): action for action in to_request
-            }
+            futures = {pool.submit(_request_phrases, client, action, config): action for action in to_request}
             with tqdm(total=len(to_request), desc="LLM expansion", unit="class", disable=not show_progress) as bar:
                 for future in concurrent.futures.as_completed(futures):
                     action = futures[future]

@@ -1,18 +1,15 @@
 # SPDX-License-Identifier: Apache-2.0
 """What the model card of a fine-tuned checkpoint says: its fields (provenance, training settings, dataset) and the
-card rendered from them (the template itself is filled by `modeling_maxi.model_card`)."""
+card rendered from them (the template itself is filled by `modeling_maxi.model_card`). No field holds a local path:
+a local base or dataset is named, never located, and is left out of the Hub metadata."""
 
 from __future__ import annotations
 
-import logging
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..model_card import MAXI_CITATION, render_model_card
-
-logger = logging.getLogger(__name__)
+from ..model_card import hub_model_id, public_reference, render_model_card
 
 __all__ = ["card_fields", "render_training_model_card"]
 
@@ -22,7 +19,7 @@ DEFAULT_PROVENANCE = "Fine-tuned with `training/train.py` of the MAXI release."
 
 def _provenance(base_model: str, training_args, metrics: Mapping[str, Any]) -> str:
     lines = [
-        f"- Fine-tuned from `{base_model}` with `training/train.py` (MAXI release), loss "
+        f"- Fine-tuned from {public_reference(base_model)} with `training/train.py` (MAXI release), loss "
         f"`{training_args.loss_variant}`, {metrics.get('train_steps', 'n/a')} optimisation steps.",
         f"- Training videos: {metrics.get('train_videos', 'n/a')}; unreadable videos skipped: "
         f"{metrics.get('skipped_videos', 0)}.",
@@ -79,33 +76,30 @@ def card_fields(
         data_config (`Mapping`): The data settings to list in the card's training configuration (`None` values are
             left out).
         metrics (`Mapping`): `train_steps`, `train_videos` and `skipped_videos` of the run (missing ones read "n/a").
+
+    Returns:
+        The keyword arguments of `render_model_card`; `base_model` and `dataset_name` only when they are Hub ids, and
+        local paths of the training configuration reduced to their names.
     """
-    is_hub_dataset = dataset_name is not None and not os.path.exists(dataset_name)
+    hub_dataset = hub_model_id(dataset_name)
+    if hub_dataset is not None:
+        dataset_link = f"https://huggingface.co/datasets/{hub_dataset}"
+    else:
+        dataset_link = "not recorded" if dataset_name is None else public_reference(dataset_name)
     return {
         "model_id": training_args.hub_model_id or Path(training_args.output_dir).name,
-        "base_model": base_model,
+        "base_model": hub_model_id(base_model),
         "provenance": _provenance(base_model, training_args, metrics),
         "training_config": _training_config(base_model, data_config, training_args),
-        "dataset_link": (
-            f"https://huggingface.co/datasets/{dataset_name}" if is_hub_dataset else f"local: `{dataset_name}`"
-        ),
-        "dataset_name": dataset_name if is_hub_dataset else None,
-        "eval_table": None,
+        "dataset_link": dataset_link,
+        "dataset_name": hub_dataset,
     }
 
 
 def render_training_model_card(fields: Mapping[str, Any]) -> str:
-    """The README.md of a fine-tuned checkpoint: `render_model_card(**fields)` (`model_id` is required), or a short
-    card when the package runs without the repository checkout that holds the `model_card.md` template."""
+    """The README.md of a fine-tuned checkpoint: `render_model_card(**fields)` (`model_id` is required; the base
+    defaults to `openai/clip-vit-base-patch16`, the provenance to a line naming `training/train.py`)."""
     fields = dict(fields)
     fields.setdefault("base_model", DEFAULT_BASE_MODEL)
     fields.setdefault("provenance", DEFAULT_PROVENANCE)
-    try:
-        return render_model_card(**fields)
-    except FileNotFoundError as error:
-        logger.warning("%s; writing a short model card instead.", error)
-        return (
-            f"---\nlibrary_name: transformers\nbase_model: {fields['base_model']}\ntags:\n- video\n- maxi\n---\n\n"
-            f"# {fields['model_id']}\n\nA `MaxiVideoCLIPModel` (MAXI, Lin et al., ICCV 2023).\n\n"
-            f"## Provenance\n\n{fields['provenance']}\n\n## Citation\n\n```bibtex\n{MAXI_CITATION}\n```\n"
-        )
+    return render_model_card(**fields)

@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """The export step of a MAXI fine-tuning run: weight-space ensembling with the base model (paper sec. 4.2), then a
-Hub-ready folder (safetensors, config with `auto_map`, modeling files, processor, model card), pushed when asked."""
+Hub-ready folder (safetensors, config with `auto_map` and `custom_pipelines`, the modeling and pipeline code, the
+processor with its `video_preprocessor_config.json`, the model card), pushed when asked without the files that only
+serve this machine (they hold its paths)."""
 
 from __future__ import annotations
 
@@ -16,9 +18,12 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ensemble_with_base", "export_trained_model"]
+__all__ = ["LOCAL_ONLY_FILES", "ensemble_with_base", "export_trained_model", "push_exported_folder"]
 
 PUSH_COMMIT_MESSAGE = "MAXI fine-tuning (weight-space ensembled)"
+# Files of the output folder that stay local: the Trainer's pickled arguments and state (they hold this machine's
+# paths), checkpoints and TensorBoard runs.
+LOCAL_ONLY_FILES = ("_*", "checkpoint-*", "checkpoint-*/**", "training_args.bin", "trainer_state.json", "runs/**")
 
 
 def ensemble_with_base(
@@ -65,9 +70,26 @@ def export_trained_model(
     trained = trainer.accelerator.unwrap_model(trainer.model)
     ensemble_with_base(trained, base_model_name_or_path, trainer.args.ensemble_ratio, cache_dir, **config_overrides)
     trainer.card_fields = dict(card_fields)
-    if trainer.args.push_to_hub:
-        # Saves the (ensembled) model and processor, writes the model card, uploads the output folder.
-        trainer.push_to_hub(commit_message=PUSH_COMMIT_MESSAGE)
-    else:
-        trainer.save_model()
-        trainer.create_model_card()
+    trainer.save_model()
+    trainer.create_model_card()
+    if trainer.args.push_to_hub and trainer.is_world_process_zero():
+        pending = getattr(trainer, "push_in_progress", None)  # a checkpoint push of `hub_strategy` still uploading
+        if pending is not None:
+            pending.wait_until_done()
+        push_exported_folder(trainer.args.output_dir, trainer.hub_model_id, trainer.args.hub_token)
+
+
+def push_exported_folder(output_dir: str, repo_id: str, token: str | None = None) -> str:
+    """Uploads an exported folder to the Hub repository `repo_id` (created if needed) without `LOCAL_ONLY_FILES`;
+    returns the commit URL."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    api.create_repo(repo_id, exist_ok=True, repo_type="model")
+    commit = api.upload_folder(
+        repo_id=repo_id,
+        folder_path=output_dir,
+        commit_message=PUSH_COMMIT_MESSAGE,
+        ignore_patterns=list(LOCAL_ONLY_FILES),
+    )
+    return commit.commit_url

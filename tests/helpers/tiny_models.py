@@ -5,7 +5,7 @@ import functools
 from pathlib import Path
 
 import torch
-from transformers import CLIPImageProcessor, CLIPTokenizer
+from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer
 
 from modeling_maxi import MaxiVideoCLIPConfig, MaxiVideoCLIPModel, MaxiVideoProcessor
 from modeling_maxi.tokenizer_offline import build_offline_clip_tokenizer
@@ -50,7 +50,7 @@ def _cached_tokenizer() -> CLIPTokenizer:
 
 
 def build_clip_tokenizer() -> CLIPTokenizer:
-    """CLIP's exact BPE tokenizer (49,408 ids), rebuilt offline from open_clip's merges file."""
+    """CLIP's exact BPE tokenizer (49,408 ids), rebuilt offline from the merges file shipped with modeling_maxi."""
     return _cached_tokenizer()
 
 
@@ -70,4 +70,25 @@ def save_tiny_model(directory: str | Path, seed: int = 0, num_frames: int = TINY
     directory = Path(directory)
     tiny_model(seed=seed, **overrides).save_pretrained(directory)
     tiny_processor(num_frames=num_frames).save_pretrained(directory)
+    return directory
+
+
+def tiny_clip_model(seed: int = 1) -> CLIPModel:
+    """A plain `CLIPModel` made from a `CLIPConfig` (model_type "clip") with the tiny architecture, in eval mode."""
+    maxi_config = tiny_maxi_config()
+    torch.manual_seed(seed)
+    config = CLIPConfig(
+        text_config=maxi_config.text_config.to_dict(),
+        vision_config=maxi_config.vision_config.to_dict(),
+        projection_dim=maxi_config.projection_dim,
+    )
+    return CLIPModel(config).eval()
+
+
+def save_tiny_clip(directory: str | Path, seed: int = 1) -> Path:
+    """A tiny plain CLIP saved like `openai/clip-vit-base-patch16` (weights, preprocessor_config.json, tokenizer)."""
+    directory = Path(directory)
+    tiny_clip_model(seed).save_pretrained(directory)
+    tiny_image_processor().save_pretrained(directory)
+    build_clip_tokenizer().save_pretrained(directory)
     return directory
