@@ -145,4 +145,12 @@ def test_template_problems(tmp_path, monkeypatch):
 
 def test_the_one_template_is_package_data():
     assert model_card.default_template_path() == Path(modeling_maxi.__file__).parent / "data" / "model_card.md"
-    assert model_card.default_template_path().is_file() and not (REPO / "model_card.md").exists()
+    assert model_card.default_template_path().is_file()
+    # The repository's model_card.md is that same file (a link), not a second template that could drift.
+    assert (REPO / "model_card.md").resolve() == model_card.default_template_path().resolve()
+
+
+def test_pushing_defaults_to_the_exported_folder_only(tmp_path):
+    from modeling_maxi.training import MaxiTrainingArguments
+
+    assert MaxiTrainingArguments(output_dir=str(tmp_path)).hub_strategy == "end"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
+from transformers.trainer_utils import HubStrategy
 
 from ..loss import CONTRAST_SCOPES, LOSS_VARIANTS
 
@@ -32,6 +33,9 @@ class MaxiTrainingArguments(TrainingArguments):
         ensemble_ratio (`float`, defaults to 0.2): Weight of the base model in the exported weights (sec. 4.2; 0
             exports the fine-tuned weights).
         remove_unused_columns (`bool`, defaults to `False`): Kept `False`: the collator builds the batches.
+        hub_strategy (`str`, defaults to `"end"`): With `--push_to_hub`, push once, the exported (ensembled) folder,
+            which leaves out the files holding local paths; transformers' `"every_save"` would also upload every
+            checkpoint's `training_args.bin`.
     """
 
     loss_variant: str = field(
@@ -56,6 +60,10 @@ class MaxiTrainingArguments(TrainingArguments):
         default=0.2, metadata={"help": "Weight of the base model in the exported weights (paper: 0.2; 0 disables)."}
     )
     remove_unused_columns: bool = field(default=False, metadata={"help": "Kept False: batches are built here."})
+    hub_strategy: HubStrategy | str = field(
+        default="end",
+        metadata={"help": "When to push with --push_to_hub: 'end' (the exported folder only) or transformers' others."},
+    )
 
     def __post_init__(self):
         if self.loss_variant not in LOSS_VARIANTS:
