@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The offline main job, reduced: the whole pipeline (world, base, text bags, accelerate fine-tuning, evaluation,
 export) runs end to end and reports what it measured."""
 

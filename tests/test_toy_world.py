@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Tests of the toy action world, its phrase table and the toy base-model pretraining."""
 
 import dataclasses

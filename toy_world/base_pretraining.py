@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Pretrain the object-biased base model of the offline MAXI demo (a small CLIP) on captioned still frames.
 
 Real CLIP learned from web images whose alt-texts name objects far more often than actions, so it recognises objects

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The offline MAXI demo: the whole pipeline, end to end, on a generated toy world, on CPU, in minutes.
 
 Steps (each reuses its output when rerun with the same settings):
@@ -140,8 +141,17 @@ class DemoArguments:
     launch_space: bool = field(default=False, metadata={"help": "Serve the Gradio demo on the result at the end."})
 
     def __post_init__(self):
-        for name in ("num_train_videos", "num_test_videos", "base_steps", "base_images", "num_frames", "bag_size",
-                     "train_steps", "train_batch_size", "num_processes"):
+        for name in (
+            "num_train_videos",
+            "num_test_videos",
+            "base_steps",
+            "base_images",
+            "num_frames",
+            "bag_size",
+            "train_steps",
+            "train_batch_size",
+            "num_processes",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
@@ -266,39 +276,77 @@ def fine_tune(
         save_steps = keep_checkpoints_every
         save_total_limit = -(-args.train_steps // keep_checkpoints_every)  # every checkpoint of the run
     run_dir = Path(args.output_dir) / run_name
-    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--num_machines", "1", "--mixed_precision", "no",
-                "--dynamo_backend", "no", "--num_processes", str(args.num_processes)]
+    launcher = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--num_processes",
+        str(args.num_processes),
+    ]
     launcher += ["--multi_gpu"] if args.num_processes > 1 else ["--cpu"]
     command = launcher + [
         str(TRAIN_SCRIPT),
-        "--model_name_or_path", str(base_dir),
-        "--dataset_name", str(bags_dir),
-        "--video_root", str(world_dir),
-        "--num_frames", str(args.num_frames),
-        "--bag_size", str(args.bag_size),
-        "--loss_variant", loss_variant,
-        "--class_names", str(world_dir / "labels" / "actions.csv"),  # used by the cross_entropy objective
-        "--filter_ratio", "1.0",  # the bags were already filtered by the pipeline
-        "--augmentations", *(args.augmentations or ["none"]),
+        "--model_name_or_path",
+        str(base_dir),
+        "--dataset_name",
+        str(bags_dir),
+        "--video_root",
+        str(world_dir),
+        "--num_frames",
+        str(args.num_frames),
+        "--bag_size",
+        str(args.bag_size),
+        "--loss_variant",
+        loss_variant,
+        "--class_names",
+        str(world_dir / "labels" / "actions.csv"),  # used by the cross_entropy objective
+        "--filter_ratio",
+        "1.0",  # the bags were already filtered by the pipeline
+        "--augmentations",
+        *(args.augmentations or ["none"]),
         *(["--text_sources", *args.text_sources] if args.text_sources else []),
-        "--ensemble_ratio", str(args.ensemble_ratio),
-        "--freeze_vision_encoder", str(args.freeze_vision_encoder).lower(),
-        "--output_dir", str(run_dir),
-        "--max_steps", str(args.train_steps),
-        "--per_device_train_batch_size", str(args.train_batch_size // args.num_processes),
-        "--learning_rate", str(args.learning_rate),
-        "--lr_scheduler_type", "cosine",
-        "--warmup_steps", "0.1",
-        "--weight_decay", "0.0",
-        "--logging_steps", "10",
-        "--save_strategy", "steps",
-        "--save_steps", str(save_steps),
-        "--save_total_limit", str(save_total_limit),
-        "--dataloader_num_workers", str(args.dataloader_num_workers),
-        "--seed", str(args.seed),
-        "--report_to", "none",
-        "--use_cpu", str(not torch.cuda.is_available()).lower(),
-        "--disable_tqdm", "true",
+        "--ensemble_ratio",
+        str(args.ensemble_ratio),
+        "--freeze_vision_encoder",
+        str(args.freeze_vision_encoder).lower(),
+        "--output_dir",
+        str(run_dir),
+        "--max_steps",
+        str(args.train_steps),
+        "--per_device_train_batch_size",
+        str(args.train_batch_size // args.num_processes),
+        "--learning_rate",
+        str(args.learning_rate),
+        "--lr_scheduler_type",
+        "cosine",
+        "--warmup_steps",
+        "0.1",
+        "--weight_decay",
+        "0.0",
+        "--logging_steps",
+        "10",
+        "--save_strategy",
+        "steps",
+        "--save_steps",
+        str(save_steps),
+        "--save_total_limit",
+        str(save_total_limit),
+        "--dataloader_num_workers",
+        str(args.dataloader_num_workers),
+        "--seed",
+        str(args.seed),
+        "--report_to",
+        "none",
+        "--use_cpu",
+        str(not torch.cuda.is_available()).lower(),
+        "--disable_tqdm",
+        "true",
     ]
     # The arguments and the text bags' publish key are recorded before launching: a finished run is reused and an
     # interrupted one resumes from its last checkpoint (train.py does that) only under exactly these arguments (the
@@ -373,9 +421,7 @@ def format_table(
     rows = ["| model | eval labels | top-1 | top-5 |", "|---|---|---|---|"]
     for model_name, results in (("base (object-biased CLIP)", base), ("MAXI (unsupervised fine-tuning)", maxi)):
         for label_set, metrics in results.items():
-            rows.append(
-                f"| {model_name} | {label_set} | {metrics['top1']:.1f} | {metrics['top5']:.1f} |"
-            )
+            rows.append(f"| {model_name} | {label_set} | {metrics['top1']:.1f} | {metrics['top5']:.1f} |")
     rows.append("")
     rows.append(
         "CLIP matching accuracy after "

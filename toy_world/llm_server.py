@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Copyright 2026 The MAXI release authors.
 # Licensed under the Apache License, Version 2.0.
 """A loopback HTTP server speaking the OpenAI chat-completions API, answering from a static phrase table.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Static phrase table for the toy action world: an honest, clearly labelled stand-in for an LLM.
 
 MAXI expands every CLIP-matched action with an LLM (GPT-3 in the paper): given the best-matched dictionary entry, the

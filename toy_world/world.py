@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Generate the toy action-video world used by the offline MAXI demo.
 
 Short clips of one object (several shapes, colours, textures) on a varied background, performing one action from a
@@ -515,8 +516,12 @@ def draw_motion_marks(
     width = max(int(round(mark_width * unit)), 1)
     arrow = (2.0 + 0.5 * mark_width) * unit
     x, y, radius = state.x, state.y, state.radius
-    directions = {"moving left": (-1.0, 0.0), "moving right": (1.0, 0.0), "moving up": (0.0, -1.0),
-                  "moving down": (0.0, 1.0)}
+    directions = {
+        "moving left": (-1.0, 0.0),
+        "moving right": (1.0, 0.0),
+        "moving up": (0.0, -1.0),
+        "moving down": (0.0, 1.0),
+    }
     action = spec.action
     if action in directions:
         dx, dy = directions[action]
@@ -534,14 +539,25 @@ def draw_motion_marks(
         reach = radius * 1.3 + 4.0 * unit
         start = math.degrees(state.rotation)
         for k in range(3):
-            draw.arc([x - reach, y - reach, x + reach, y + reach], start + 120 * k, start + 120 * k + 60, fill=255,
-                     width=width)
+            draw.arc(
+                [x - reach, y - reach, x + reach, y + reach],
+                start + 120 * k,
+                start + 120 * k + 60,
+                fill=255,
+                width=width,
+            )
     elif action == "blinking":
         inner, outer = radius * 1.3 + 2.0 * unit, radius * 1.3 + 6.0 * unit
         for k in range(8):
             angle = k * math.pi / 4
-            draw.line([(x + math.cos(angle) * inner, y + math.sin(angle) * inner),
-                       (x + math.cos(angle) * outer, y + math.sin(angle) * outer)], fill=255, width=width)
+            draw.line(
+                [
+                    (x + math.cos(angle) * inner, y + math.sin(angle) * inner),
+                    (x + math.cos(angle) * outer, y + math.sin(angle) * outer),
+                ],
+                fill=255,
+                width=width,
+            )
     elif action == "bouncing":
         floor = min(spec.start_y + radius * 1.3 + 2.0 * unit, size - 2.0 * unit)
         draw.line([(2 * unit, floor), (size - 2 * unit, floor)], fill=255, width=width)
@@ -549,8 +565,11 @@ def draw_motion_marks(
         for side in (-1.0, 1.0):
             zx = x + side * (radius * 1.3 + 4.0 * unit)
             step = 3.0 * unit
-            draw.line([(zx, y - 2 * step), (zx + step, y - step), (zx - step, y), (zx + step, y + step),
-                       (zx, y + 2 * step)], fill=255, width=width)
+            draw.line(
+                [(zx, y - 2 * step), (zx + step, y - step), (zx - step, y), (zx + step, y + step), (zx, y + 2 * step)],
+                fill=255,
+                width=width,
+            )
     alpha = np.asarray(mask, dtype=np.float32)[..., None] * (spec.action_visibility / 255.0)
     if not alpha.any():
         return

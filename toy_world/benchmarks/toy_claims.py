@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Claim check on the toy world (issue: the offline main job): does unsupervised MIL-NCE fine-tuning on CLIP-matched,
 language-expanded text bags improve zero-shot action recognition over the object-biased base model?
 
@@ -83,8 +84,11 @@ def summarize(per_seed: dict[int, dict], objectives: tuple[str, ...] = OBJECTIVE
         gains = [
             r["mil_nce"]["dictionary names"]["top1"] - r["base"]["dictionary names"]["top1"] for r in per_seed.values()
         ]
-        rows.append(f"MIL-NCE gain over the base, top-1: {mean_std(gains)} points (per seed: "
-                    + ", ".join(f"{g:+.1f}" for g in gains) + ").")
+        rows.append(
+            f"MIL-NCE gain over the base, top-1: {mean_std(gains)} points (per seed: "
+            + ", ".join(f"{g:+.1f}" for g in gains)
+            + ")."
+        )
     rows.append(f"CLIP matching accuracy of the kept videos: {mean_std(matching)}%.")
     return "\n".join(rows)
 

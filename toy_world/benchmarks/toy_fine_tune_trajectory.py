@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Diagnosis of the toy claim: how does fine-tuning move the model, checkpoint by checkpoint?
 
 For one seed of the demo world (built, or reused, exactly as `toy_world.demo` does), fine-tunes the base model with the
@@ -93,8 +94,9 @@ def main() -> None:
     recipe_fields = ("learning_rate", "augmentations", "text_sources", "loss_variant", "filter_score")
     recipe = {k: asdict(args)[k] for k in recipe_fields}
     tag = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:8]
-    run_dir = fine_tune(args, world_dir, base_dir, bags_dir, run_name=f"trajectory_{tag}",
-                        keep_checkpoints_every=options.every)
+    run_dir = fine_tune(
+        args, world_dir, base_dir, bags_dir, run_name=f"trajectory_{tag}", keep_checkpoints_every=options.every
+    )
 
     from transformers import AutoProcessor
 
@@ -108,12 +110,17 @@ def main() -> None:
     processor = AutoProcessor.from_pretrained(base_dir)
     rows = {"base": score(base_dir, processor, test_split, kept_split, pseudo_labels, world_dir, args.num_frames)}
     for step, folder in checkpoint_dirs(run_dir):
-        rows[f"step {step}"] = score(folder, processor, test_split, kept_split, pseudo_labels, world_dir,
-                                     args.num_frames)
+        rows[f"step {step}"] = score(
+            folder, processor, test_split, kept_split, pseudo_labels, world_dir, args.num_frames
+        )
     columns = list(rows["base"])
-    lines = [f"Recipe {json.dumps(recipe)}, seed {options.seed}, {len(bags)} kept clips "
-             f"({100 * float((pseudo_labels == np.array(bags['label'])).mean()):.1f}% of pseudo-labels right):", "",
-             "| model | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    lines = [
+        f"Recipe {json.dumps(recipe)}, seed {options.seed}, {len(bags)} kept clips "
+        f"({100 * float((pseudo_labels == np.array(bags['label'])).mean()):.1f}% of pseudo-labels right):",
+        "",
+        "| model | " + " | ".join(columns) + " |",
+        "|---" * (len(columns) + 1) + "|",
+    ]
     lines += [f"| {name} | " + " | ".join(f"{row[c]:.1f}" for c in columns) + " |" for name, row in rows.items()]
     table = "\n".join(lines)
     print(table)

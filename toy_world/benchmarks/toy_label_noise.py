@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Diagnosis of the toy claim: how much of the fine-tuning result is owed to the pseudo-labels' errors?
 
 For one seed of the demo world, fine-tunes the base model several times on the *same* kept videos with the same recipe:

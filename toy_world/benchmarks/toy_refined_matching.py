@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Diagnosis of the toy claim: does refining the matches without labels let MAXI's fine-tuning beat the base model?
 
 For one seed of the demo world (world and filter settings of `toy_world.demo` pass through, e.g. `--mark_caption_prob`),
