@@ -2,12 +2,14 @@
 """Processor of MAXI's video CLIP: the video processor (frame sampling + CLIP's image processing of every frame) and
 CLIP's tokenizer."""
 
+import json
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 from transformers import AutoImageProcessor, AutoTokenizer, BatchFeature
 from transformers.processing_utils import ProcessorMixin
+from transformers.utils import PROCESSOR_NAME, VIDEO_PROCESSOR_NAME, cached_file
 
 from .video_processing_maxi import (
     MaxiVideoCLIPVideoProcessor,
@@ -15,6 +17,26 @@ from .video_processing_maxi import (
     check_sampling_settings,
     copy_with_settings,
 )
+
+HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
+SAMPLING_SETTINGS = ("num_frames", "sampling", "video_backend")
+_MISSING_OK = {"_raise_exceptions_for_missing_entries": False, "_raise_exceptions_for_connection_errors": False}
+
+
+def _saved_processor_config(pretrained_model_name_or_path, hub_kwargs: dict) -> dict:
+    """The checkpoint's `processor_config.json` (empty when it has none, as a plain CLIP checkpoint)."""
+    path = cached_file(pretrained_model_name_or_path, PROCESSOR_NAME, **hub_kwargs, **_MISSING_OK)
+    if path is None:
+        return {}
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def _has_video_processor(pretrained_model_name_or_path, hub_kwargs: dict, processor_config: dict) -> bool:
+    """Whether the checkpoint saved a video processor (its own file, or an entry of `processor_config.json`)."""
+    if "video_processor" in processor_config:
+        return True
+    return cached_file(pretrained_model_name_or_path, VIDEO_PROCESSOR_NAME, **hub_kwargs, **_MISSING_OK) is not None
 
 
 class _VideoProcessorSetting:
@@ -73,13 +95,25 @@ class MaxiVideoProcessor(ProcessorMixin):
         super().__init__(copy_with_settings(video_processor, **settings), tokenizer, **kwargs)
 
     @classmethod
-    def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
-        if processor_dict is not None and "video_processor" in processor_dict:
-            return super()._get_arguments_from_pretrained(pretrained_model_name_or_path, processor_dict, **kwargs)
-        # No video processor saved: a plain CLIP checkpoint, or a MAXI folder saved before MAXI had one.
-        image_processor = AutoImageProcessor.from_pretrained(pretrained_model_name_or_path, **kwargs)
-        tokenizer = AutoTokenizer.from_pretrained(pretrained_model_name_or_path, **kwargs)
-        return [MaxiVideoCLIPVideoProcessor.from_image_processor(image_processor), tokenizer]
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        """Loads the processor of a MAXI checkpoint, or of a checkpoint without a video processor (a plain CLIP
+        checkpoint such as `openai/clip-vit-base-patch16`, a MAXI folder saved before MAXI had one), whose video
+        processor then takes the settings of its image processor. Keyword arguments are those of
+        [`~transformers.ProcessorMixin.from_pretrained`], plus the sampling settings (`num_frames`, `sampling`,
+        `video_backend`), which override the saved ones."""
+        hub_kwargs = {key: kwargs[key] for key in HUB_KWARGS if key in kwargs}
+        processor_config = _saved_processor_config(pretrained_model_name_or_path, hub_kwargs)
+        if kwargs.get("video_processor") is not None or _has_video_processor(
+            pretrained_model_name_or_path, hub_kwargs, processor_config
+        ):
+            return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        image_processor = AutoImageProcessor.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
+        tokenizer = kwargs.get("tokenizer") or AutoTokenizer.from_pretrained(
+            pretrained_model_name_or_path, **hub_kwargs
+        )
+        settings = {key: kwargs.get(key, processor_config.get(key)) for key in SAMPLING_SETTINGS}
+        video_processor = MaxiVideoCLIPVideoProcessor.from_image_processor(image_processor)
+        return cls(video_processor=video_processor, tokenizer=tokenizer, **settings)
 
     def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs) -> list[str]:
         """Saves the processor (`processor_config.json`, the tokenizer files) and the video processor on its own
