@@ -239,7 +239,10 @@ def test_the_remote_code_pipeline_scores_an_mp4_like_the_package(tiny_model_dir,
     local = classifier(str(moving_square_video), candidate_labels=labels)
     assert [r["label"] for r in remote["single"]] == [r["label"] for r in local]
     assert [r["score"] for r in remote["single"]] == pytest.approx([r["score"] for r in local], abs=1e-6)
-    assert len(remote["batch"]) == 3 and all(item == remote["single"][:2] for item in remote["batch"])
+    assert len(remote["batch"]) == 3
+    for item in remote["batch"]:  # batched vision passes agree with the single one up to float rounding
+        assert [r["label"] for r in item] == [r["label"] for r in remote["single"][:2]]
+        assert [r["score"] for r in item] == pytest.approx([r["score"] for r in remote["single"][:2]], abs=1e-6)
 
 
 def test_one_vision_pass_gives_the_labels_and_the_similarity_maps(model_and_processor, video):
