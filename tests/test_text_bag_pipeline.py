@@ -356,7 +356,7 @@ def test_prefetch_keeps_the_order_bounds_the_lookahead_and_raises_in_place():
         ]
     for workers, ahead in ((0, 2), (1, 1), (2, 2)):
         started.clear()
-        for position, batch in enumerate(frame_pass.prefetch_batches(items[:8], load, 2, workers, ahead=ahead)):
+        for position, _batch in enumerate(frame_pass.prefetch_batches(items[:8], load, 2, workers, ahead=ahead)):
             time.sleep(0.1)  # the "model": the pool loads the next batches meanwhile, never more than `ahead`
             lookahead = ahead if workers else 0
             assert max(started) == min(7, (position + 1 + lookahead) * 2 - 1), (workers, position, started)
