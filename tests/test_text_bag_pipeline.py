@@ -167,6 +167,16 @@ def base_args(video_tree, dictionary_file, tiny_model_dir, output_dir, **overrid
     return argv
 
 
+def captioner_flags(tiny_blip_dir, batch_size, max_new_tokens):
+    """The flags of a build captioning with the tiny BLIP at its 32 px."""
+    return {
+        "--captioner": tiny_blip_dir,
+        "--caption-image-size": 32,
+        "--caption-batch-size": batch_size,
+        "--caption-max-new-tokens": max_new_tokens,
+    }
+
+
 def parse_build_args(argv):
     (args,) = parse_script_arguments(text_bags.TextBagBuildArguments, argv)
     return args
@@ -209,11 +219,8 @@ def test_full_build_llm_captions_rerun_and_secrets(
             dictionary_file,
             tiny_model_dir,
             output_dir,
+            **captioner_flags(tiny_blip_dir, batch_size=3, max_new_tokens=6),
             **{
-                "--captioner": tiny_blip_dir,
-                "--caption-image-size": 32,
-                "--caption-batch-size": 3,
-                "--caption-max-new-tokens": 6,
                 "--llm-model": "static-phrase-table",
                 "--llm-base-url": server.base_url,
             },
@@ -302,13 +309,8 @@ def test_build_decodes_each_video_once_for_matching_and_captions(
         dictionary_file,
         tiny_model_dir,
         output_dir,
-        **{
-            "--captioner": tiny_blip_dir,
-            "--caption-image-size": 32,
-            "--caption-batch-size": 2,
-            "--caption-max-new-tokens": 4,
-            "--video-backend": "pyav",
-        },
+        **captioner_flags(tiny_blip_dir, batch_size=2, max_new_tokens=4),
+        **{"--video-backend": "pyav"},
     )
     record = build_text_bags.main(argv)
     index = load_from_disk(str(output_dir / "stages/index/data"))

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from .frame_pass import FrameConsumer, run_frame_pass
+from .frame_pass import FrameConsumer, run_batch_pass, run_frame_pass
 from .matching import device_for_rank, load_match_consumer, match_columns, resolve_dtype
 
 logger = logging.getLogger(__name__)
@@ -98,20 +98,9 @@ def caption_videos_batch(
     Adds `captions`: `num_frames` captions per video, one per uniformly sampled frame, in temporal order (an empty
     list when the frames cannot be decoded, with the reason in `caption_error`).
     """
-    consumer = load_caption_consumer(
-        captioner,
-        rank,
-        num_frames=num_frames,
-        image_size=image_size,
-        max_new_tokens=max_new_tokens,
-        num_beams=num_beams,
-        dtype=dtype,
-    )
-    paths = batch["video_path"]
-    (captions,), errors = run_frame_pass(
-        paths, [consumer], batch_size or max(1, len(paths)), decode_workers, video_backend
-    )
-    return caption_columns(captions, errors)
+    options = {"num_frames": num_frames, "image_size": image_size, "max_new_tokens": max_new_tokens}
+    consumer = load_caption_consumer(captioner, rank, num_beams=num_beams, dtype=dtype, **options)
+    return caption_columns(*run_batch_pass(batch, consumer, batch_size, decode_workers, video_backend))
 
 
 def match_and_caption_videos_batch(

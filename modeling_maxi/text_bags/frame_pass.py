@@ -23,7 +23,14 @@ logger = logging.getLogger(__name__)
 
 PREFETCH_BATCHES = 2
 
-__all__ = ["PREFETCH_BATCHES", "FrameConsumer", "prefetch_batches", "run_frame_pass", "validate_decode_workers"]
+__all__ = [
+    "PREFETCH_BATCHES",
+    "FrameConsumer",
+    "prefetch_batches",
+    "run_batch_pass",
+    "run_frame_pass",
+    "validate_decode_workers",
+]
 
 
 class FrameConsumer(NamedTuple):
@@ -111,4 +118,14 @@ def run_frame_pass(
             results = consumer.compute([batch[position][0][slot] for position in readable])
             for position, result in zip(readable, results, strict=True):
                 outputs[slot][offset + position] = result
+    return outputs, errors
+
+
+def run_batch_pass(
+    batch: dict[str, list], consumer: FrameConsumer, batch_size: int | None, decode_workers: int, backend: str
+) -> tuple[list, list[str]]:
+    """`run_frame_pass` of one consumer over the `video_path` column of a `Dataset.map` batch (`batch_size`: default,
+    the whole batch at once); returns its outputs and the decode errors."""
+    paths = batch["video_path"]
+    (outputs,), errors = run_frame_pass(paths, [consumer], batch_size or max(1, len(paths)), decode_workers, backend)
     return outputs, errors

@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 
 from ..scoring import video_text_similarity
 from ..video_io import VideoDecodeError, read_video_frames
-from .frame_pass import FrameConsumer, run_frame_pass
+from .frame_pass import FrameConsumer, run_batch_pass
 
 logger = logging.getLogger(__name__)
 
@@ -221,20 +221,9 @@ def match_videos_batch(
     (empty for an unreadable video), for the refinement of `modeling_maxi.text_bags.refinement`. The model runs on
     `batch_size` videos at a time (default: the whole batch) while `decode_workers` threads decode the next ones.
     """
-    consumer = load_match_consumer(
-        model_name_or_path,
-        class_embeddings_path,
-        class_names,
-        rank,
-        num_frames=num_frames,
-        top_k=top_k,
-        dtype=dtype,
-        return_embeddings=return_embeddings,
-    )
-    paths = batch["video_path"]
-    (matches,), errors = run_frame_pass(
-        paths, [consumer], batch_size or max(1, len(paths)), decode_workers, video_backend
-    )
+    options = {"num_frames": num_frames, "top_k": top_k, "dtype": dtype, "return_embeddings": return_embeddings}
+    consumer = load_match_consumer(model_name_or_path, class_embeddings_path, class_names, rank, **options)
+    matches, errors = run_batch_pass(batch, consumer, batch_size, decode_workers, video_backend)
     return match_columns(matches, errors, return_embeddings)
 
 
