@@ -33,8 +33,9 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from datasets import Dataset, disable_progress_bars  # noqa: E402
+from results_md import write_section  # noqa: E402  (benchmarks/ is on sys.path when run)
 from transformers import CLIPImageProcessor  # noqa: E402
-from vit_b16_configs import CLIP_TEXT, VIT_B16_VISION  # noqa: E402  (benchmarks/ is on sys.path when run)
+from vit_b16_configs import CLIP_TEXT, VIT_B16_VISION  # noqa: E402
 
 from modeling_maxi import MaxiVideoCLIPConfig, MaxiVideoCLIPModel, MaxiVideoProcessor  # noqa: E402
 from modeling_maxi.dictionaries import load_class_names, load_prompt_templates  # noqa: E402
@@ -74,9 +75,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def save_vit_b16(directory: Path, num_frames: int) -> str:
-    config = MaxiVideoCLIPConfig(
-        vision_config=VIT_B16_VISION, text_config=CLIP_TEXT, projection_dim=512, num_frames=num_frames
-    )
+    # the frames per video are the processor's setting, not the model config's
+    config = MaxiVideoCLIPConfig(vision_config=VIT_B16_VISION, text_config=CLIP_TEXT, projection_dim=512)
     torch.manual_seed(0)
     MaxiVideoCLIPModel(config).save_pretrained(directory)
     image_processor = CLIPImageProcessor(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224})
@@ -127,17 +127,6 @@ def time_bare_encoder(model, batches: list[torch.Tensor]) -> float:
     if pixel_values.is_cuda:
         torch.cuda.synchronize()
     return time.perf_counter() - start
-
-
-def write_section(path: Path, section: str) -> None:
-    text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmark results\n"
-    if SECTION_NAME in text:
-        head, _, rest = text.partition(SECTION_NAME)
-        following = rest.find("\n## ")
-        text = head + section + (rest[following + 1 :] if following >= 0 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
 
 
 def main(argv=None) -> str:

@@ -26,6 +26,7 @@ PREFETCH_BATCHES = 2
 __all__ = [
     "PREFETCH_BATCHES",
     "FrameConsumer",
+    "decode_and_prepare",
     "prefetch_batches",
     "run_batch_pass",
     "run_frame_pass",
@@ -77,7 +78,7 @@ def prefetch_batches(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _load_video(path: str, consumers: Sequence[FrameConsumer], backend: str) -> tuple[list | None, str]:
+def decode_and_prepare(path: str, consumers: Sequence[FrameConsumer], backend: str) -> tuple[list | None, str]:
     """Decode one video's frame sets and prepare each for its consumer; `(None, message)` when it cannot be read."""
     try:
         frame_sets = read_video_frame_sets(path, [(c.num_frames, c.strategy) for c in consumers], backend=backend)
@@ -106,7 +107,7 @@ def run_frame_pass(
     errors: list[str] = []
 
     def load(path: str) -> tuple[list | None, str]:
-        return _load_video(path, consumers, backend)
+        return decode_and_prepare(path, consumers, backend)
 
     for batch in prefetch_batches(list(paths), load, batch_size, decode_workers):
         offset = len(errors)
