@@ -60,8 +60,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--decode-workers", type=int, default=1, help="decoding threads of the stage")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds per variant")
     parser.add_argument("--video-seconds", type=float, default=4.0, help="length of each 320x240 25 fps clip")
-    parser.add_argument("--vision-layers", type=int, default=2, help="layers of the small CLIP's vision tower")
-    parser.add_argument("--vision-width", type=int, default=256, help="width of the small CLIP's vision tower")
+    parser.add_argument("--vision-layers", type=int, default=1, help="layers of the small CLIP's vision tower")
+    parser.add_argument("--vision-width", type=int, default=128, help="width of the small CLIP's vision tower")
     parser.add_argument("--video-backend", default="auto", help="decoder (auto, decord, pyav...)")
     parser.add_argument("--results", default=None, help="RESULTS.md to update (default: next to this script)")
     parser.add_argument("--no-write", action="store_true", help="print the section without writing it")
@@ -149,7 +149,7 @@ def measure(args, work: Path, paths: list[str], match: dict) -> dict[str, list[t
 
 
 def command_line(argv) -> str:
-    return " ".join(sys.argv[1:] if argv is None else argv)
+    return " ".join(["python benchmarks/bench_text_bag_decode_overlap.py", *(sys.argv[1:] if argv is None else argv)])
 
 
 def main(argv=None) -> str:
@@ -187,7 +187,7 @@ def main(argv=None) -> str:
         f"Run {datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')} on CPU ({os.cpu_count()} cores, "
         f"shared; load average at the end {os.getloadavg()[0]:.1f}), torch {torch.__version__} with "
         f"{torch.get_num_threads()} thread, backend {args.video_backend}.",
-        f"Command: `python benchmarks/bench_text_bag_decode_overlap.py {command_line(argv)}`",
+        f"Command: `{command_line(argv)}`",
         "",
         f"{args.num_videos} generated H.264 320x240 clips of {args.video_seconds:g} s, {args.num_frames} frames per "
         f"video at 224 px, CLIP vision tower {args.vision_layers} layer(s) x {args.vision_width} wide (random "
