@@ -35,28 +35,17 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from results_md import write_section  # noqa: E402  (benchmarks/ is on sys.path when run)
-from transformers import BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, CLIPImageProcessor  # noqa: E402
-from vit_b16_configs import CLIP_TEXT, VIT_B16_VISION  # noqa: E402
+import bench_common as common  # noqa: E402  (benchmarks/ is on sys.path when run)
+from transformers import BlipConfig, BlipForConditionalGeneration, BlipImageProcessor  # noqa: E402
+from vit_b16_configs import BLIP_LARGE_VISION, CLIP_TEXT, VIT_B16_VISION  # noqa: E402
 
-from modeling_maxi import MaxiVideoCLIPConfig, MaxiVideoCLIPModel, MaxiVideoProcessor  # noqa: E402
+from modeling_maxi import MaxiVideoCLIPConfig, MaxiVideoCLIPModel  # noqa: E402
 from modeling_maxi.text_bags.verb_parsing import extract_verbs_batch, load_spacy_pipeline  # noqa: E402
-from modeling_maxi.tokenizer_offline import build_offline_clip_tokenizer  # noqa: E402
 from modeling_maxi.video_io import read_video_frame_sets  # noqa: E402
-from tests.helpers.videos import make_moving_square_frames, write_video  # noqa: E402
 
 SECTION_NAME = "## bench_text_bag_costs"
 NUM_VIDEOS_K400 = 240_000
 MATCH_FRAMES, CAPTION_FRAMES, NUM_CLASSES = 16, 8, 400
-# BLIP-large (Salesforce/blip-image-captioning-large): ViT-L/16 at 384 px and a BERT-base text decoder.
-BLIP_LARGE_VISION = {
-    "hidden_size": 1024,
-    "intermediate_size": 4096,
-    "num_hidden_layers": 24,
-    "num_attention_heads": 16,
-    "image_size": 384,
-    "patch_size": 16,
-}
 TIMM_TABLE = "huggingface/pytorch-image-models, results/benchmark-infer-amp-nchw-pt291-cu128-4090.csv (commit 90cae8c)"
 # (images/s, source): timm's inference benchmark, AMP float16, NCHW, batch 1024, PyTorch 2.9.1, CUDA 12.8, RTX 4090.
 # timm's `infer_gmacs` of vit_large_patch16_384 in the same table (BLIP-L's vision encoder is that architecture).
@@ -81,8 +70,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer videos, 2 caption frames scaled to 8")
     parser.add_argument("--caption-tokens", type=int, default=30, help="tokens generated per caption (the bound)")
-    parser.add_argument("--results", default=None, help="RESULTS.md to update (default: next to this script)")
-    parser.add_argument("--no-write", action="store_true", help="print the section without writing it")
+    common.add_output_arguments(parser)
     args = parser.parse_args(argv)
     if args.caption_tokens < 1:
         parser.error(f"--caption-tokens must be >= 1, got {args.caption_tokens}")
@@ -104,14 +92,8 @@ def timed(function, repeats: int) -> tuple[float, float]:
 
 def clip_and_processor(num_frames: int):
     torch.manual_seed(0)
-    model = MaxiVideoCLIPModel(
-        MaxiVideoCLIPConfig(vision_config=VIT_B16_VISION, text_config=CLIP_TEXT, projection_dim=512)
-    ).eval()
-    image_processor = CLIPImageProcessor(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224})
-    processor = MaxiVideoProcessor(
-        image_processor=image_processor, tokenizer=build_offline_clip_tokenizer(), num_frames=num_frames
-    )
-    return model, processor
+    config = MaxiVideoCLIPConfig(vision_config=VIT_B16_VISION, text_config=CLIP_TEXT, projection_dim=512)
+    return MaxiVideoCLIPModel(config).eval(), common.clip_video_processor(num_frames)
 
 
 def blip_large():
@@ -245,19 +227,12 @@ def table(args, costs: dict[str, tuple[float, float]]) -> list[str]:
     ]
 
 
-def write_clips(directory: Path, count: int) -> list[str]:
-    # 10 s at 25 fps, 340x256 (K400's usual short side 256); x264's default keyframe placement.
-    return [
-        write_video(directory / f"k400_like_{i}.mp4", make_moving_square_frames(250, (256, 340), seed=i), 25)
-        for i in range(count)
-    ]
-
-
 def main(argv=None) -> str:
     args = parse_args(argv)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        costs = measure(args, write_clips(Path(tmp), args.decode_videos))
+        # 10 s at 25 fps, 340x256 (K400's usual short side 256)
+        costs = measure(args, common.write_clips(Path(tmp), args.decode_videos, 10.0, size=(256, 340)))
     command = " ".join(["python benchmarks/bench_text_bag_costs.py", *(sys.argv[1:] if argv is None else argv)])
     lines = [
         SECTION_NAME,
@@ -276,11 +251,7 @@ def main(argv=None) -> str:
         "",
         *table(args, costs),
     ]
-    section = "\n".join(lines) + "\n"
-    print(section)
-    if not args.no_write:
-        write_section(Path(args.results) if args.results else Path(__file__).with_name("RESULTS.md"), section)
-    return section
+    return common.publish_section("\n".join(lines) + "\n", args)
 
 
 if __name__ == "__main__":

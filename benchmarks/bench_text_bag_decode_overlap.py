@@ -38,17 +38,12 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from datasets import Dataset, disable_progress_bars  # noqa: E402
-from results_md import write_section  # noqa: E402  (benchmarks/ is on sys.path when run)
-from transformers import CLIPImageProcessor  # noqa: E402
+import bench_common as common  # noqa: E402  (benchmarks/ is on sys.path when run)
+from datasets import disable_progress_bars  # noqa: E402
 
-from modeling_maxi import MaxiVideoCLIPConfig, MaxiVideoCLIPModel, MaxiVideoProcessor  # noqa: E402
-from modeling_maxi.text_bags.captioning import match_and_caption_videos_batch  # noqa: E402
+from modeling_maxi import MaxiVideoCLIPConfig  # noqa: E402
 from modeling_maxi.text_bags.frame_pass import decode_and_prepare  # noqa: E402
 from modeling_maxi.text_bags.matching import load_match_consumer, save_class_embeddings  # noqa: E402
-from modeling_maxi.text_bags.stages import StageStore  # noqa: E402
-from modeling_maxi.tokenizer_offline import build_offline_clip_tokenizer  # noqa: E402
-from tests.helpers.videos import make_moving_square_frames, write_video  # noqa: E402
 
 SECTION_NAME = "## bench_text_bag_decode_overlap"
 NUM_CLASSES = 400
@@ -57,21 +52,12 @@ VARIANTS = ("decode", "model", "stage", "inline", "parallel")
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--num-videos", type=int, default=24, help="generated clips per timed run")
-    parser.add_argument("--num-frames", type=int, default=16, help="segment-sampled frames per video")
-    parser.add_argument("--batch-size", type=int, default=4, help="videos per model batch")
-    parser.add_argument("--decode-workers", type=int, default=1, help="decoding threads of the stage")
-    parser.add_argument("--rounds", type=int, default=3, help="timed rounds per variant")
-    parser.add_argument("--video-seconds", type=float, default=4.0, help="length of each 320x240 25 fps clip")
+    common.add_stage_arguments(parser, num_videos=24, batch_size=4, rounds=3, decode_workers=1, video_seconds=4.0)
     parser.add_argument("--vision-layers", type=int, default=1, help="layers of the small CLIP's vision tower")
     parser.add_argument("--vision-width", type=int, default=128, help="width of the small CLIP's vision tower")
     parser.add_argument("--video-backend", default="auto", help="decoder (auto, decord, pyav...)")
-    parser.add_argument("--results", default=None, help="RESULTS.md to update (default: next to this script)")
-    parser.add_argument("--no-write", action="store_true", help="print the section without writing it")
     args = parser.parse_args(argv)
-    for name in ("num_videos", "num_frames", "batch_size", "decode_workers", "rounds", "vision_layers"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    common.check_stage_arguments(parser, args, "vision_layers")
     if args.vision_width < 64 or args.vision_width % 64:
         parser.error(f"--vision-width must be a positive multiple of 64, got {args.vision_width}")
     return args
@@ -82,23 +68,8 @@ def save_small_clip(directory: Path, args) -> str:
     vision.update(num_hidden_layers=args.vision_layers, num_attention_heads=args.vision_width // 64)
     vision.update(image_size=224, patch_size=16)
     text = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 1, "num_attention_heads": 1}
-    torch.manual_seed(0)
     config = MaxiVideoCLIPConfig(vision_config=vision, text_config=text, projection_dim=64)
-    MaxiVideoCLIPModel(config).save_pretrained(directory)
-    image_processor = CLIPImageProcessor(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224})
-    processor = MaxiVideoProcessor(
-        image_processor=image_processor, tokenizer=build_offline_clip_tokenizer(), num_frames=args.num_frames
-    )
-    processor.save_pretrained(directory)
-    return str(directory)
-
-
-def write_videos(directory: Path, count: int, seconds: float) -> list[str]:
-    fps = 25
-    return [
-        write_video(directory / f"clip_{i}.mp4", make_moving_square_frames(int(seconds * fps), (240, 320), seed=i), fps)
-        for i in range(count)
-    ]
+    return common.save_clip(directory, config, args.num_frames)
 
 
 def timed(function) -> tuple[float, float]:
@@ -109,22 +80,7 @@ def timed(function) -> tuple[float, float]:
 
 
 def run_stage(work: Path, label: str, paths: list[str], match: dict, args, decode_workers: int) -> None:
-    store = StageStore(work / f"stages_{label}", chunk_size=len(paths))
-    store.run_map(
-        "match",
-        Dataset.from_dict({"video_path": paths}),
-        match_and_caption_videos_batch,
-        {"label": label},
-        desc="match",
-        batch_size=store.chunk_size,
-        with_rank=True,
-        fn_kwargs={
-            "match": match,
-            "batch_size": args.batch_size,
-            "decode_workers": decode_workers,
-            "video_backend": args.video_backend,
-        },
-    )
+    common.run_match_stage(work / f"stages_{label}", paths, match, args.batch_size, decode_workers, args.video_backend)
 
 
 def measure(args, work: Path, paths: list[str], match: dict) -> dict[str, list[tuple[float, float]]]:
@@ -172,7 +128,7 @@ def main(argv=None) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         model_dir = save_small_clip(work / "small_clip", args)
-        paths = write_videos(work, args.num_videos, args.video_seconds)
+        paths = common.write_clips(work, args.num_videos, args.video_seconds)
         embeddings_path = str(work / "class_embeddings.safetensors")
         save_class_embeddings(embeddings_path, torch.nn.functional.normalize(torch.randn(NUM_CLASSES, 64), dim=-1))
         match = {
@@ -223,11 +179,7 @@ def main(argv=None) -> str:
         f"| ratio stage / control | {rates['stage'] / rates['parallel']:.3f} | {best['stage'] / best['parallel']:.3f} "
         "| |",
     ]
-    section = "\n".join(lines) + "\n"
-    print(section)
-    if not args.no_write:
-        write_section(Path(args.results) if args.results else Path(__file__).with_name("RESULTS.md"), section)
-    return section
+    return common.publish_section("\n".join(lines) + "\n", args)
 
 
 if __name__ == "__main__":
