@@ -2,10 +2,10 @@
 """Speed of the text-bag match stage, measured side by side with the bare vision encoder in one run.
 
 Sections (ViT-B/16-sized MaxiVideoCLIPModel with random weights, no download, float32 on CPU / float16 on GPU):
-  (a) videos/s of the match stage (`StageStore.run_map` over `match_videos_batch`: `Dataset.map`, threaded decoding
-      of T segment-sampled frames from H.264 files, CLIP image processing, encoder, mean pooling, dictionary
-      similarity, top-5, persisted chunk) vs videos/s of `get_video_features` alone on the same videos already
-      decoded and preprocessed. Goal: ratio >= 0.8.
+  (a) videos/s of the match stage (`StageStore.run_map` over `match_and_caption_videos_batch` as the build maps it:
+      `Dataset.map`, decoding threads prefetching T segment-sampled frames from H.264 files with CLIP image
+      processing, encoder, mean pooling, dictionary similarity, top-5, persisted chunk) vs videos/s of
+      `get_video_features` alone on the same videos already decoded and preprocessed. Goal: ratio >= 0.8.
   (b) one-time cost of the dictionary encoding: 400 K400 classes x 28 prompt templates through the text tower with
       prompt ensembling (`encode_dictionary`).
 
@@ -32,90 +32,43 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from datasets import Dataset, disable_progress_bars  # noqa: E402
-from transformers import CLIPImageProcessor  # noqa: E402
-from vit_b16_configs import CLIP_TEXT, VIT_B16_VISION  # noqa: E402  (benchmarks/ is on sys.path when run)
+import bench_common as common  # noqa: E402  (benchmarks/ is on sys.path when run)
+from datasets import disable_progress_bars  # noqa: E402
+from vit_b16_configs import CLIP_TEXT, VIT_B16_VISION  # noqa: E402
 
-from modeling_maxi import MaxiVideoCLIPConfig, MaxiVideoCLIPModel, MaxiVideoProcessor  # noqa: E402
+from modeling_maxi import MaxiVideoCLIPConfig  # noqa: E402
 from modeling_maxi.dictionaries import load_class_names, load_prompt_templates  # noqa: E402
 from modeling_maxi.text_bags.matching import (  # noqa: E402
     decode_videos,
     device_for_rank,
     encode_dictionary,
     load_match_model,
-    match_videos_batch,
     save_class_embeddings,
 )
-from modeling_maxi.text_bags.stages import StageStore  # noqa: E402
-from modeling_maxi.tokenizer_offline import build_offline_clip_tokenizer  # noqa: E402
-from tests.helpers.videos import make_moving_square_frames, write_video  # noqa: E402
 
 SECTION_NAME = "## bench_text_bags"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--num-videos", type=int, default=8, help="generated videos per timed run")
-    parser.add_argument("--num-frames", type=int, default=16, help="frames T per video")
-    parser.add_argument("--batch-size", type=int, default=4, help="videos per batch (both variants)")
-    parser.add_argument("--rounds", type=int, default=2, help="timed rounds per variant")
-    parser.add_argument("--decode-workers", type=int, default=4, help="decoding threads of the match stage")
-    parser.add_argument("--video-seconds", type=float, default=5.0, help="length of each generated 320x240 clip")
+    common.add_stage_arguments(parser, num_videos=8, batch_size=4, rounds=2, decode_workers=4, video_seconds=5.0)
     parser.add_argument("--skip-dictionary", action="store_true", help="skip the 400x28 dictionary encoding")
-    parser.add_argument("--results", default=None, help="RESULTS.md to update (default: next to this script)")
-    parser.add_argument("--no-write", action="store_true", help="print the section without writing it")
     args = parser.parse_args(argv)
-    for name in ("num_videos", "num_frames", "batch_size", "rounds", "decode_workers"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    if args.video_seconds <= 0:
-        parser.error(f"--video-seconds must be > 0, got {args.video_seconds}")
+    common.check_stage_arguments(parser, args)
     return args
 
 
 def save_vit_b16(directory: Path, num_frames: int) -> str:
-    config = MaxiVideoCLIPConfig(
-        vision_config=VIT_B16_VISION, text_config=CLIP_TEXT, projection_dim=512, num_frames=num_frames
-    )
-    torch.manual_seed(0)
-    MaxiVideoCLIPModel(config).save_pretrained(directory)
-    image_processor = CLIPImageProcessor(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224})
-    processor = MaxiVideoProcessor(
-        image_processor=image_processor, tokenizer=build_offline_clip_tokenizer(), num_frames=num_frames
-    )
-    processor.save_pretrained(directory)
-    return str(directory)
-
-
-def write_videos(directory: Path, count: int, seconds: float) -> list[str]:
-    fps = 25
-    return [
-        write_video(directory / f"clip_{i}.mp4", make_moving_square_frames(int(seconds * fps), (240, 320), seed=i), fps)
-        for i in range(count)
-    ]
+    # the frames per video are the processor's setting, not the model config's
+    config = MaxiVideoCLIPConfig(vision_config=VIT_B16_VISION, text_config=CLIP_TEXT, projection_dim=512)
+    return common.save_clip(directory, config, num_frames)
 
 
 def time_match_stage(args, work: Path, round_index: int, model_dir: str, embeddings: str, names, paths) -> float:
-    store = StageStore(work / f"stages_{round_index}", chunk_size=len(paths))
-    index = Dataset.from_dict({"video_path": paths})
+    match = {"model_name_or_path": model_dir, "class_embeddings_path": embeddings, "class_names": names}
+    match.update(num_frames=args.num_frames, dtype="float16")
     start = time.perf_counter()
-    store.run_map(
-        "match",
-        index,
-        match_videos_batch,
-        {"round": round_index},
-        desc="match",
-        batch_size=args.batch_size,
-        with_rank=True,
-        fn_kwargs={
-            "model_name_or_path": model_dir,
-            "class_embeddings_path": embeddings,
-            "class_names": names,
-            "num_frames": args.num_frames,
-            "dtype": "float16",
-            "decode_workers": args.decode_workers,
-        },
-    )
+    common.run_match_stage(work / f"stages_{round_index}", paths, match, args.batch_size, args.decode_workers)
     return time.perf_counter() - start
 
 
@@ -129,17 +82,6 @@ def time_bare_encoder(model, batches: list[torch.Tensor]) -> float:
     return time.perf_counter() - start
 
 
-def write_section(path: Path, section: str) -> None:
-    text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmark results\n"
-    if SECTION_NAME in text:
-        head, _, rest = text.partition(SECTION_NAME)
-        following = rest.find("\n## ")
-        text = head + section + (rest[following + 1 :] if following >= 0 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
-
-
 def main(argv=None) -> str:
     args = parse_args(argv)
     disable_progress_bars()
@@ -147,7 +89,7 @@ def main(argv=None) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         model_dir = save_vit_b16(work / "vit_b16", args.num_frames)
-        paths = write_videos(work, args.num_videos, args.video_seconds)
+        paths = common.write_clips(work, args.num_videos, args.video_seconds)
         load_start = time.perf_counter()
         model, processor = load_match_model(model_dir, str(device), "float16")
         load_seconds = time.perf_counter() - load_start
@@ -213,11 +155,7 @@ def main(argv=None) -> str:
             f"| dictionary encoding, {len(names)} classes x {len(templates)} templates (once per build) | "
             f"{dictionary_seconds:.2f} s |"
         )
-    section = "\n".join(lines) + "\n"
-    print(section)
-    if not args.no_write:
-        write_section(Path(args.results) if args.results else Path(__file__).with_name("RESULTS.md"), section)
-    return section
+    return common.publish_section("\n".join(lines) + "\n", args)
 
 
 if __name__ == "__main__":

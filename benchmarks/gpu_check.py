@@ -45,7 +45,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from datasets import Dataset, disable_progress_bars  # noqa: E402
 from transformers import CLIPImageProcessor, Trainer, TrainerCallback  # noqa: E402
-from vit_b16_configs import CLIP_TEXT, VIT_B16_VISION  # noqa: E402  (benchmarks/ is on sys.path)
+from vit_b16_configs import BLIP_LARGE_VISION, CLIP_TEXT, VIT_B16_VISION  # noqa: E402  (benchmarks/ is on sys.path)
 
 from modeling_maxi import MaxiVideoCLIPConfig, MaxiVideoCLIPModel, MaxiVideoProcessor  # noqa: E402
 from modeling_maxi.cli import parse_script_arguments  # noqa: E402
@@ -70,16 +70,6 @@ from tests.helpers.videos import write_video  # noqa: E402
 from training.train import DataArguments, ModelArguments  # noqa: E402
 
 CONFIG = REPO / "training" / "configs" / "maxi_vitb16_k400.yaml"
-#: BLIP ViT-L/16 captioner (Salesforce/blip-image-captioning-large): vision tower sizes; the text decoder is
-#: transformers' default `BlipTextConfig` (BERT-base sized, 30,524 ids).
-BLIP_LARGE_VISION = {
-    "hidden_size": 1024,
-    "intermediate_size": 4096,
-    "num_hidden_layers": 24,
-    "num_attention_heads": 16,
-    "image_size": 384,
-    "patch_size": 16,
-}
 TINY_TOWER = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2}
 
 

@@ -45,6 +45,7 @@ __all__ = [
     "SAMPLING_STRATEGIES",
     "VideoDecodeError",
     "available_backends",
+    "read_video_frame_sets",
     "read_video_frames",
     "sample_frame_indices",
 ]
@@ -107,6 +108,15 @@ def _check_generator(generator) -> None:
     )
 
 
+def _check_sampling(strategy: str, training: bool, generator) -> None:
+    """Validate the sampling arguments shared by :func:`sample_frame_indices` and the readers."""
+    if strategy not in SAMPLING_STRATEGIES:
+        raise ValueError(f"strategy must be one of {SAMPLING_STRATEGIES}, got {strategy!r}")
+    if not isinstance(training, bool):
+        raise TypeError(f"training must be a bool, got {training!r}")
+    _check_generator(generator)
+
+
 def _uniform_draws(size: int, generator) -> np.ndarray:
     """``size`` floats in ``[0, 1)`` drawn from ``generator`` (a fresh unseeded numpy Generator when ``None``)."""
     if generator is None:
@@ -164,11 +174,7 @@ def sample_frame_indices(
     """
     total_frames = _check_count(total_frames, "total_frames")
     num_frames = _check_count(num_frames, "num_frames")
-    if strategy not in SAMPLING_STRATEGIES:
-        raise ValueError(f"strategy must be one of {SAMPLING_STRATEGIES}, got {strategy!r}")
-    if not isinstance(training, bool):
-        raise TypeError(f"training must be a bool, got {training!r}")
-    _check_generator(generator)
+    _check_sampling(strategy, training, generator)
 
     positions = np.arange(num_frames, dtype=np.int64)
     if strategy == "uniform":
@@ -326,29 +332,28 @@ class _TimestampMismatch(Exception):
 _PTS_CONTAINERS = frozenset({"mov", "mp4", "matroska", "webm", "mpegts"})
 
 
-def _pyav_demux_index(av, path: str) -> tuple[int, list[int] | None, list[int]]:
-    """Demux the first video stream without decoding it.
+def _pyav_demux_index(container, path: str) -> tuple[int, list[int] | None, list[int]]:
+    """Demux the first video stream of an open container without decoding it.
 
     Returns the number of frame packets, the presentation timestamps of the frames in display order (``None``
     when the container's timestamps cannot be trusted for that) and the display positions of the keyframes.
     """
-    with av.open(path) as container:
-        if not container.streams.video:
-            raise VideoDecodeError(path, "pyav", "the file has no video stream")
-        stream = container.streams.video[0]
-        trusted = bool(_PTS_CONTAINERS.intersection(container.format.name.split(",")))
-        count = 0
-        timestamps, keyframe_timestamps = [], []
-        for packet in container.demux(stream):
-            if packet.size == 0 or packet.is_discard:  # flush packets / frames the decoder drops (edit lists)
-                continue
-            count += 1
-            if packet.pts is None:
-                trusted = False
-            elif trusted:
-                timestamps.append(packet.pts)
-                if packet.is_keyframe:
-                    keyframe_timestamps.append(packet.pts)
+    if not container.streams.video:
+        raise VideoDecodeError(path, "pyav", "the file has no video stream")
+    stream = container.streams.video[0]
+    trusted = bool(_PTS_CONTAINERS.intersection(container.format.name.split(",")))
+    count = 0
+    timestamps, keyframe_timestamps = [], []
+    for packet in container.demux(stream):
+        if packet.size == 0 or packet.is_discard:  # flush packets / frames the decoder drops (edit lists)
+            continue
+        count += 1
+        if packet.pts is None:
+            trusted = False
+        elif trusted:
+            timestamps.append(packet.pts)
+            if packet.is_keyframe:
+                keyframe_timestamps.append(packet.pts)
     if not trusted or len(set(timestamps)) != count:
         return count, None, []
     timestamps.sort()
@@ -357,38 +362,37 @@ def _pyav_demux_index(av, path: str) -> tuple[int, list[int] | None, list[int]]:
 
 
 def _pyav_decode_with_seeks(
-    av, path: str, wanted: list[int], timestamps: list[int], keyframes: list[int]
+    container, wanted: list[int], timestamps: list[int], keyframes: list[int]
 ) -> dict[int, np.ndarray]:
-    """Decode the frames at display positions ``wanted`` (sorted), starting from the keyframe before each one and
-    seeking only when that keyframe lies beyond the current decoding position."""
+    """Decode the frames at display positions ``wanted`` (sorted) of an open container (already demuxed once, so
+    the first decode seeks too), starting from the keyframe before each one and seeking only when that keyframe
+    lies beyond the current decoding position."""
     position_of = {pts: index for index, pts in enumerate(timestamps)}
     wanted_set = set(wanted)
     frames: dict[int, np.ndarray] = {}
-    with av.open(path) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        decoded = None
-        last = -1  # display position of the last decoded frame
-        for target in wanted:
-            if target <= last:
-                continue
-            slot = bisect.bisect_right(keyframes, target) - 1
-            keyframe = keyframes[slot] if slot >= 0 else 0
-            if decoded is None or keyframe > last + 1:
-                if keyframe > 0:
-                    container.seek(timestamps[keyframe], backward=True, any_frame=False, stream=stream)
-                decoded = container.decode(stream)
-                last = -1
-            while last < target:
-                frame = next(decoded, None)
-                if frame is None:
-                    raise _TimestampMismatch(f"stream ended before frame {target}")
-                position = position_of.get(frame.pts)
-                if position is None or position <= last:
-                    raise _TimestampMismatch(f"decoded pts {frame.pts} out of display order")
-                last = position
-                if position in wanted_set and position not in frames:
-                    frames[position] = frame.to_ndarray(format="rgb24")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    decoded = None
+    last = -1  # display position of the last decoded frame
+    for target in wanted:
+        if target <= last:
+            continue
+        slot = bisect.bisect_right(keyframes, target) - 1
+        keyframe = keyframes[slot] if slot >= 0 else 0
+        if decoded is None or keyframe > last + 1:
+            container.seek(timestamps[keyframe], backward=True, any_frame=False, stream=stream)
+            decoded = container.decode(stream)
+            last = -1
+        while last < target:
+            frame = next(decoded, None)
+            if frame is None:
+                raise _TimestampMismatch(f"stream ended before frame {target}")
+            position = position_of.get(frame.pts)
+            if position is None or position <= last:
+                raise _TimestampMismatch(f"decoded pts {frame.pts} out of display order")
+            last = position
+            if position in wanted_set and position not in frames:
+                frames[position] = frame.to_ndarray(format="rgb24")
     if len(frames) != len(wanted_set):
         raise _TimestampMismatch(f"found {len(frames)} of {len(wanted_set)} requested frames")
     return frames
@@ -418,16 +422,19 @@ def _read_pyav(path: str, pick: _IndexPicker) -> np.ndarray:
     import av
 
     try:
-        count, timestamps, keyframes = _pyav_demux_index(av, path)
-        if count == 0:
-            raise VideoDecodeError(path, "pyav", "the video stream has no frames")
-        indices = pick(count)
-        wanted = sorted(set(indices))
-        if timestamps is not None:
-            try:
-                return _take(_pyav_decode_with_seeks(av, path, wanted, timestamps, keyframes), indices)
-            except _TimestampMismatch as exc:
-                logger.debug("%s: timestamp-based decoding failed (%s); decoding sequentially", path, exc)
+        # One opening serves the demuxing pass and, in containers with real timestamps, the decoding: the
+        # sequential fallback (no usable timestamps, or frames out of line with them) opens the file again.
+        with av.open(path) as container:
+            count, timestamps, keyframes = _pyav_demux_index(container, path)
+            if count == 0:
+                raise VideoDecodeError(path, "pyav", "the video stream has no frames")
+            indices = pick(count)
+            wanted = sorted(set(indices))
+            if timestamps is not None:
+                try:
+                    return _take(_pyav_decode_with_seeks(container, wanted, timestamps, keyframes), indices)
+                except _TimestampMismatch as exc:
+                    logger.debug("%s: timestamp-based decoding failed (%s); decoding sequentially", path, exc)
         frames, decoded = _pyav_decode_sequential(av, path, wanted)
         if len(frames) < len(wanted):
             # Fewer decodable frames than packets (e.g. a damaged tail): sample again over the frames that exist.
@@ -477,26 +484,67 @@ def read_video_frames(
         VideoDecodeError: the file is empty, corrupt, has no video stream or no decodable frame.
         ImportError: the requested backend is not installed / cannot load.
     """
+    (frames,) = read_video_frame_sets(path, [(num_frames, strategy)], backend, training, generator)
+    return frames
+
+
+def _check_requests(requests) -> list[tuple[int, str]]:
+    if isinstance(requests, (str, bytes)) or not isinstance(requests, Sequence) or not requests:
+        raise ValueError(f"requests must be a non-empty sequence of (num_frames, strategy) pairs, got {requests!r}")
+    checked = []
+    for request in requests:
+        if not isinstance(request, Sequence) or isinstance(request, str) or len(request) != 2:
+            raise ValueError(f"each request must be a (num_frames, strategy) pair, got {request!r}")
+        num_frames, strategy = request
+        checked.append((_check_count(num_frames, "num_frames"), strategy))
+    return checked
+
+
+def _backend_candidates(backend: str) -> list[str]:
+    if backend == "auto":
+        return available_backends()
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be 'auto' or one of {BACKENDS}, got {backend!r}")
+    reason = _backend_unavailable_reason(backend)
+    if reason is not None:
+        raise ImportError(
+            f"video backend {backend!r} is not available ({reason}); available backends: {available_backends()}"
+        )
+    return [backend]
+
+
+def read_video_frame_sets(
+    path: str | os.PathLike,
+    requests: Sequence[tuple[int, str]],
+    backend: str = "auto",
+    training: bool = False,
+    generator=None,
+) -> list[np.ndarray]:
+    """Decode several frame sets of one video in one pass: the file is opened once and every distinct frame of
+    the union of the sets is decoded once (e.g. 16 segment-sampled frames to match and 8 uniform ones to caption).
+
+    Args:
+        path (`str` or `os.PathLike`): the video file.
+        requests (sequence of `(num_frames, strategy)` pairs): one frame set per pair, sampled by
+            :func:`sample_frame_indices` over the same frame count.
+        backend, training, generator: as in :func:`read_video_frames`; with ``training=True`` the sets draw their
+            offsets from ``generator`` one after the other, in the order of ``requests``.
+
+    Returns:
+        `list[np.ndarray]`, one uint8 ``(num_frames, H, W, 3)`` RGB array per request, in order: each equal to what
+        :func:`read_video_frames` returns for that request alone (for training sampling, with the generator state
+        the earlier requests leave).
+
+    Raises:
+        The errors of :func:`read_video_frames`.
+    """
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a str or os.PathLike, got {path!r} of type {type(path).__name__}")
     path = os.fspath(path)
-    num_frames = _check_count(num_frames, "num_frames")
-    if strategy not in SAMPLING_STRATEGIES:
-        raise ValueError(f"strategy must be one of {SAMPLING_STRATEGIES}, got {strategy!r}")
-    if not isinstance(training, bool):
-        raise TypeError(f"training must be a bool, got {training!r}")
-    _check_generator(generator)
-    if backend == "auto":
-        candidates = available_backends()
-    elif backend in BACKENDS:
-        reason = _backend_unavailable_reason(backend)
-        if reason is not None:
-            raise ImportError(
-                f"video backend {backend!r} is not available ({reason}); available backends: {available_backends()}"
-            )
-        candidates = [backend]
-    else:
-        raise ValueError(f"backend must be 'auto' or one of {BACKENDS}, got {backend!r}")
+    requests = _check_requests(requests)
+    for _, strategy in requests:
+        _check_sampling(strategy, training, generator)
+    candidates = _backend_candidates(backend)
     if not os.path.exists(path):
         raise FileNotFoundError(f"video file not found: {path!r}")
     if os.path.isdir(path):
@@ -505,9 +553,12 @@ def read_video_frames(
     initial_state = _generator_state(generator)
 
     def pick(total: int) -> list[int]:
-        # Every attempt samples from the same generator state (one draw's worth is consumed in the end).
+        # Every attempt samples from the same generator state (one draw's worth per set is consumed in the end).
         _restore_generator_state(generator, initial_state)
-        return sample_frame_indices(total, num_frames, strategy, training, generator)
+        indices = []
+        for num_frames, strategy in requests:
+            indices += sample_frame_indices(total, num_frames, strategy, training, generator)
+        return indices
 
     attempts: dict[str, str] = {}
     failures: dict[str, str] = {}  # attempts minus the files a backend declined by design
@@ -522,5 +573,6 @@ def read_video_frames(
             continue
         if failures:
             logger.warning("decoded %s with backend %r after failures: %s", path, name, failures)
-        return frames
+        ends = np.cumsum([num_frames for num_frames, _ in requests])[:-1]
+        return [np.ascontiguousarray(part) for part in np.split(frames, ends)]
     raise VideoDecodeError(path, candidates[-1], attempts[candidates[-1]], attempts)

@@ -18,6 +18,7 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 import torch
@@ -29,7 +30,7 @@ from dataset_scripts import extract_verbs as extract_verbs_script
 from modeling_maxi import text_bags
 from modeling_maxi.cli import parse_script_arguments
 from modeling_maxi.dictionaries import load_class_names, load_prompt_templates
-from modeling_maxi.text_bags import stages
+from modeling_maxi.text_bags import captioning, frame_pass, stages
 from modeling_maxi.text_bags.bag_assembly import BAG_CONFIGS, assemble_text_bag
 from modeling_maxi.text_bags.corpus_verbs import select_corpus_verbs
 from modeling_maxi.text_bags.filtering import (
@@ -166,6 +167,16 @@ def base_args(video_tree, dictionary_file, tiny_model_dir, output_dir, **overrid
     return argv
 
 
+def captioner_flags(tiny_blip_dir, batch_size, max_new_tokens):
+    """The flags of a build captioning with the tiny BLIP at its 32 px."""
+    return {
+        "--captioner": tiny_blip_dir,
+        "--caption-image-size": 32,
+        "--caption-batch-size": batch_size,
+        "--caption-max-new-tokens": max_new_tokens,
+    }
+
+
 def parse_build_args(argv):
     (args,) = parse_script_arguments(text_bags.TextBagBuildArguments, argv)
     return args
@@ -208,11 +219,8 @@ def test_full_build_llm_captions_rerun_and_secrets(
             dictionary_file,
             tiny_model_dir,
             output_dir,
+            **captioner_flags(tiny_blip_dir, batch_size=3, max_new_tokens=6),
             **{
-                "--captioner": tiny_blip_dir,
-                "--caption-image-size": 32,
-                "--caption-batch-size": 3,
-                "--caption-max-new-tokens": 6,
                 "--llm-model": "static-phrase-table",
                 "--llm-base-url": server.base_url,
             },
@@ -282,6 +290,85 @@ def test_full_build_llm_captions_rerun_and_secrets(
             assert secret.encode() not in path.read_bytes(), path
     captured = capfd.readouterr()
     assert secret not in caplog.text and secret not in captured.out and secret not in captured.err
+
+
+def test_build_decodes_each_video_once_for_matching_and_captions(
+    video_tree, dictionary_file, tiny_model_dir, tiny_blip_dir, tmp_path, monkeypatch
+):
+    opened = Counter()
+    original_open = av.open
+
+    def counting_open(path, *args, **kwargs):
+        opened[str(path)] += 1
+        return original_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(av, "open", counting_open)
+    output_dir = tmp_path / "once"
+    argv = base_args(
+        video_tree,
+        dictionary_file,
+        tiny_model_dir,
+        output_dir,
+        **captioner_flags(tiny_blip_dir, batch_size=2, max_new_tokens=4),
+        **{"--video-backend": "pyav"},
+    )
+    record = build_text_bags.main(argv)
+    index = load_from_disk(str(output_dir / "stages/index/data"))
+    # one opening of each file for the 4 match frames and the 8 caption frames (corrupt and empty files included)
+    assert opened == Counter({path: 1 for path in index["video_path"]})
+    match = load_from_disk(str(output_dir / "stages/match/data"))
+    for row in match:
+        assert len(row["captions"]) == (0 if row["decode_error"] else 8)
+        assert row["caption_error"] == row["decode_error"]
+    assert not (output_dir / "stages/caption").exists()  # no second GPU pass over the videos
+    assert record["stats"]["videos_matched"] == NUM_GOOD_VIDEOS
+    # the captions are the captioner's on the 8 uniformly sampled frames, whatever the batching and prefetching
+    readable = match.filter(lambda row: not row["decode_error"])
+    alone = captioning.caption_videos_batch(
+        {"video_path": readable["video_path"]},
+        captioner=tiny_blip_dir,
+        image_size=32,
+        max_new_tokens=4,
+        video_backend="pyav",
+        decode_workers=0,
+    )
+    assert alone["captions"] == readable["captions"]
+    verbs = load_from_disk(str(output_dir / "stages/caption_verbs/data"))
+    assert verbs["caption_verbs"] == extract_verbs_batch([list(c) for c in readable["captions"]], load_spacy_pipeline())
+
+
+def test_prefetch_keeps_the_order_bounds_the_lookahead_and_raises_in_place():
+    import time
+
+    started = []
+
+    def load(item):
+        started.append(item)
+        time.sleep(0.002 * (item % 3))  # later items may finish first
+        if item == 13:
+            raise KeyError(item)
+        return item * 10
+
+    items = list(range(12))
+    for workers in (0, 1, 3):
+        assert list(frame_pass.prefetch_batches(items, load, 5, workers)) == [
+            [0, 10, 20, 30, 40],
+            [50, 60, 70, 80, 90],
+            [100, 110],
+        ]
+    for workers, ahead in ((0, 2), (1, 1), (2, 2)):
+        started.clear()
+        for position, _batch in enumerate(frame_pass.prefetch_batches(items[:8], load, 2, workers, ahead=ahead)):
+            time.sleep(0.1)  # the "model": the pool loads the next batches meanwhile, never more than `ahead`
+            lookahead = ahead if workers else 0
+            assert max(started) == min(7, (position + 1 + lookahead) * 2 - 1), (workers, position, started)
+    seen = []
+    with pytest.raises(KeyError):
+        for batch in frame_pass.prefetch_batches(list(range(20)), load, 4, 2, ahead=1):
+            seen.append(batch)
+    assert seen == [[0, 10, 20, 30], [40, 50, 60, 70], [80, 90, 100, 110]]  # item 13 fails in the 4th batch
+    with pytest.raises(ValueError, match="decode_workers must be an integer >= 0 .* got -1"):
+        next(frame_pass.prefetch_batches(items, load, 5, -1))
 
 
 def test_llm_faults_are_retried_or_recorded(

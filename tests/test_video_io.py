@@ -241,13 +241,16 @@ def test_other_containers_give_the_right_frames_or_a_clear_error(videos, name, b
 
 def test_pyav_seeking_matches_sequential_decoding(videos):
     path = videos["mp4_gop8"]
-    count, timestamps, keyframes = video_io._pyav_demux_index(av, path)
+    with av.open(path) as container:
+        count, timestamps, keyframes = video_io._pyav_demux_index(container, path)
     assert count == NUM_SOURCE_FRAMES
     assert keyframes == [0, 8, 16, 24, 32]
     rng = np.random.default_rng(0)
     for _ in range(6):
         wanted = sorted(set(rng.choice(NUM_SOURCE_FRAMES, size=5, replace=False).tolist()))
-        seeked = video_io._pyav_decode_with_seeks(av, path, wanted, timestamps, keyframes)
+        with av.open(path) as container:
+            video_io._pyav_demux_index(container, path)  # decoding follows the demuxing pass in one opening
+            seeked = video_io._pyav_decode_with_seeks(container, wanted, timestamps, keyframes)
         sequential, _ = video_io._pyav_decode_sequential(av, path, wanted)
         assert sorted(seeked) == sorted(sequential) == wanted
         for index in wanted:
@@ -257,9 +260,72 @@ def test_pyav_seeking_matches_sequential_decoding(videos):
 
 def test_pyav_counts_frames_when_timestamps_are_unusable(videos, monkeypatch):
     # Overstated packet count (as with a damaged tail): decoding finds the real number of frames and resamples.
-    monkeypatch.setattr(video_io, "_pyav_demux_index", lambda av_module, path: (60, None, []))
+    monkeypatch.setattr(video_io, "_pyav_demux_index", lambda container, path: (60, None, []))
     frames = read_video_frames(videos["mp4"], 8, backend="pyav")
     assert identities(frames) == sample_frame_indices(NUM_SOURCE_FRAMES, 8)
+
+
+class OpenCounter:
+    """Wraps a decoder's opening function (`av.open`, `decord.VideoReader`) to count the openings per file."""
+
+    def __init__(self, original):
+        self.original, self.paths = original, []
+
+    def __call__(self, path, *args, **kwargs):
+        self.paths.append(str(path))
+        return self.original(path, *args, **kwargs)
+
+
+def backend_opener(backend):
+    """(module, attribute) of the function that opens a file in `backend`."""
+    if backend == "pyav":
+        return av, "open"
+    import decord
+
+    return decord, "VideoReader"
+
+
+@pytest.mark.parametrize("backend", [name for name in available_backends() if name in ("pyav", "decord")])
+@pytest.mark.parametrize("name", ["mp4", "mp4_gop8", "short"])
+def test_frame_sets_come_from_one_opening_of_the_file(videos, backend, name, monkeypatch):
+    module, attribute = backend_opener(backend)
+    counter = OpenCounter(getattr(module, attribute))
+    monkeypatch.setattr(module, attribute, counter)
+    path = videos[name]
+    match_frames, caption_frames = video_io.read_video_frame_sets(
+        path, [(16, "segment"), (8, "uniform")], backend=backend
+    )
+    assert counter.paths == [str(path)]
+    total = NUM_SOURCE_FRAMES if name != "short" else 5
+    assert identities(match_frames) == sample_frame_indices(total, 16, "segment")
+    assert identities(caption_frames) == sample_frame_indices(total, 8, "uniform")
+    monkeypatch.setattr(module, attribute, counter.original)
+    assert np.array_equal(caption_frames, read_video_frames(path, 8, strategy="uniform", backend=backend))
+    assert match_frames.shape == (16, *SIZE, 3) and caption_frames.flags["C_CONTIGUOUS"]
+
+
+def test_frame_sets_draw_training_offsets_in_request_order(videos):
+    first, second = video_io.read_video_frame_sets(
+        videos["mp4_gop8"], [(4, "segment"), (6, "segment")], training=True, generator=np.random.default_rng(5)
+    )
+    rng = np.random.default_rng(5)
+    assert identities(first) == sample_frame_indices(NUM_SOURCE_FRAMES, 4, training=True, generator=rng)
+    assert identities(second) == sample_frame_indices(NUM_SOURCE_FRAMES, 6, training=True, generator=rng)
+
+
+@pytest.mark.parametrize(
+    "requests, error, message",
+    [
+        ([], ValueError, "non-empty sequence of \\(num_frames, strategy\\) pairs, got \\[\\]"),
+        ("segment", ValueError, "non-empty sequence"),
+        ([(4, "segment", 1)], ValueError, "a \\(num_frames, strategy\\) pair, got \\(4, 'segment', 1\\)"),
+        ([(4, "segment"), (0, "uniform")], ValueError, "num_frames must be >= 1, got 0"),
+        ([(4, "dense")], ValueError, "strategy must be one of .* got 'dense'"),
+    ],
+)
+def test_frame_sets_validate_the_requests(videos, requests, error, message):
+    with pytest.raises(error, match=message):
+        video_io.read_video_frame_sets(videos["mp4"], requests)
 
 
 def test_auto_falls_back_with_the_same_random_draw(videos, monkeypatch, caplog):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .captioning import DEFAULT_CAPTIONER
 from .filtering import filter_score_field, validate_filter_ratio, validate_filter_score
+from .frame_pass import validate_decode_workers
 from .matching import DTYPES
 from .refinement import refinement_method_field, validate_refinement_method, validate_refinement_steps
 from .sharding import validate_shard_arguments
@@ -94,7 +95,13 @@ class TextBagBuildArguments:
         default=None, metadata={"help": "Processes of the GPU stages (default: number of GPUs, in-process if <= 1)."}
     )
     num_cpu_workers: int | None = field(default=None, metadata={"help": "Processes of the spaCy parsing stage."})
-    decode_workers: int = field(default=4, metadata={"help": "Threads decoding videos inside a batch."})
+    decode_workers: int = field(
+        default=4,
+        metadata={
+            "help": "Threads per GPU process decoding and preparing the next batches of videos while the models run "
+            "on the current one (0 = decode inline)."
+        },
+    )
     video_backend: str = field(default="auto", metadata={"help": "Video decoder: auto, decord, torchcodec, pyav."})
     chunk_size: int = field(default=2048, metadata={"help": "Rows per persisted chunk of a mapped stage."})
     push_to_hub: str | None = field(default=None, metadata={"help": "Push the published dataset to this Hub repo."})
@@ -113,8 +120,9 @@ class TextBagBuildArguments:
             )
         for name in ("num_frames", "match_batch_size", "caption_frames", "caption_image_size", "caption_batch_size"):
             _check_positive(name, getattr(self, name))
-        for name in ("caption_max_new_tokens", "caption_num_beams", "chunk_size", "decode_workers"):
+        for name in ("caption_max_new_tokens", "caption_num_beams", "chunk_size"):
             _check_positive(name, getattr(self, name))
+        validate_decode_workers(self.decode_workers)
         for name in ("num_gpu_workers", "num_cpu_workers"):
             if getattr(self, name) is not None:
                 _check_positive(name, getattr(self, name))

@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
 """The stages of a text-bag build, each one call that loads its persisted result or computes and persists it.
 
-index -> dictionary -> match -> (refine) -> expand -> caption -> caption_verbs -> bags -> publish. A stage is
-skipped when `OUTPUT_DIR/stages/<stage>` holds a complete result computed with the same parameters (its cache key);
-the keys name the upstream stages' digests, so changing one input recomputes exactly the stages downstream of it.
+index -> dictionary -> match (and captions, from the same decode of each video) -> (refine) -> expand ->
+caption_verbs -> bags -> publish. A stage is skipped when `OUTPUT_DIR/stages/<stage>` holds a complete result
+computed with the same parameters (its cache key); the keys name the upstream stages' digests, so changing one input
+recomputes exactly the stages downstream of it.
 """
 
 from __future__ import annotations
@@ -20,13 +21,12 @@ from safetensors.torch import load_file
 
 from .bag_assembly import attach_class_phrases
 from .build_arguments import TextBagBuildArguments
-from .captioning import caption_verbs_batch, caption_videos_batch
+from .captioning import caption_verbs_batch, match_and_caption_videos_batch
 from .matching import (
     EMBEDDING_COLUMN,
     device_for_rank,
     encode_dictionary,
     load_match_model,
-    match_videos_batch,
     save_class_embeddings,
 )
 from .publishing import (
@@ -131,6 +131,19 @@ def run_dictionary_stage(
     return {**payload, "embeddings_path": str(embeddings_path)}
 
 
+def _caption_options(args: TextBagBuildArguments) -> dict[str, Any]:
+    """The keyword arguments of `load_caption_consumer` for this build (part of the match stage's key)."""
+    return {
+        "captioner": args.captioner,
+        "num_frames": args.caption_frames,
+        "image_size": args.caption_image_size,
+        "max_new_tokens": args.caption_max_new_tokens,
+        "num_beams": args.caption_num_beams,
+        "dtype": args.dtype,
+        "batch_size": args.caption_batch_size,
+    }
+
+
 def run_match_stage(
     store: StageStore,
     args: TextBagBuildArguments,
@@ -139,34 +152,46 @@ def run_match_stage(
     class_names: list[str],
     gpu_workers: int | None,
 ) -> Dataset:
-    """Every video's best classes and scores under CLIP (paper Eq. 1), plus its embedding when refining."""
+    """The GPU frame pass: every video decoded once, its best classes and scores under CLIP (paper Eq. 1), its
+    embedding when refining and, with a captioner, its BLIP frame captions (`captions`, `caption_error`)."""
     refine = args.match_refinement_steps > 0
+    caption = _caption_options(args) if args.has_captions else None
     params = {
         "upstream": [store.digest("index"), store.digest("dictionary")],
         "num_frames": args.num_frames,
         "video_backend": args.video_backend,
         **({"video_embeddings": True} if refine else {}),  # unchanged key (and cache) without refinement
+        **({"caption": {k: v for k, v in caption.items() if k != "batch_size"}} if caption else {}),
     }
+    caption_features = {"captions": STRING_LIST, "caption_error": Value("string")} if caption else {}
     return store.run_map(
         "match",
         index,
-        match_videos_batch,
+        match_and_caption_videos_batch,
         params,
-        desc="Matching videos to the dictionary",
-        batch_size=args.match_batch_size,
+        desc="Matching videos to the dictionary" + (" and captioning their frames" if caption else ""),
+        batch_size=store.chunk_size,  # one call per chunk (or per process): the frame pass batches and prefetches
         num_proc=gpu_workers,
         with_rank=True,
         fn_kwargs={
-            "model_name_or_path": args.clip_model,
-            "class_embeddings_path": dictionary["embeddings_path"],
-            "class_names": class_names,
-            "num_frames": args.num_frames,
-            "dtype": args.dtype,
-            "video_backend": args.video_backend,
+            "match": {
+                "model_name_or_path": args.clip_model,
+                "class_embeddings_path": dictionary["embeddings_path"],
+                "class_names": class_names,
+                "num_frames": args.num_frames,
+                "dtype": args.dtype,
+                "return_embeddings": refine,
+            },
+            "caption": caption,
+            "batch_size": args.match_batch_size,
             "decode_workers": args.decode_workers,
-            "return_embeddings": refine,
+            "video_backend": args.video_backend,
         },
-        new_features={**({EMBEDDING_COLUMN: List(Value("float32"))} if refine else {}), **MATCH_FEATURES},
+        new_features={
+            **({EMBEDDING_COLUMN: List(Value("float32"))} if refine else {}),
+            **MATCH_FEATURES,
+            **caption_features,
+        },
     )
 
 
@@ -289,46 +314,17 @@ def _empty_caption_columns(batch: dict[str, list]) -> dict[str, list]:
 def run_caption_stages(
     store: StageStore, args: TextBagBuildArguments, readable: Dataset, upstream_stage: str, gpu_workers: int | None
 ) -> tuple[Dataset, str]:
-    """Frame captions (BLIP) and their verbs (spaCy), or empty columns without a captioner; returns the videos
-    with `captions` and `caption_verbs`, and the digest of the last stage they depend on."""
+    """The verbs (spaCy) of the frame captions made in the match stage, or empty columns without a captioner;
+    returns the videos with `captions` and `caption_verbs`, and the digest of the last stage they depend on.
+    (`gpu_workers` is unused: the captions come from the match stage's frame pass.)"""
     if not args.has_captions:
         with_verbs = readable.map(_empty_caption_columns, batched=True, keep_in_memory=True, desc="No captions")
         return with_verbs, store.digest(upstream_stage)
-    caption_params = {
-        "upstream": store.digest(upstream_stage),
-        "captioner": args.captioner,
-        "caption_frames": args.caption_frames,
-        "caption_image_size": args.caption_image_size,
-        "max_new_tokens": args.caption_max_new_tokens,
-        "num_beams": args.caption_num_beams,
-        "dtype": args.dtype,
-    }
-    captioned = store.run_map(
-        "caption",
-        readable,
-        caption_videos_batch,
-        caption_params,
-        desc="Captioning frames",
-        batch_size=args.caption_batch_size,
-        num_proc=gpu_workers,
-        with_rank=True,
-        fn_kwargs={
-            "captioner": args.captioner,
-            "num_frames": args.caption_frames,
-            "image_size": args.caption_image_size,
-            "max_new_tokens": args.caption_max_new_tokens,
-            "num_beams": args.caption_num_beams,
-            "dtype": args.dtype,
-            "video_backend": args.video_backend,
-            "decode_workers": args.decode_workers,
-        },
-        new_features={"captions": STRING_LIST, "caption_error": Value("string")},
-    )
     with_verbs = store.run_map(
         "caption_verbs",
-        captioned,
+        readable,
         caption_verbs_batch,
-        {"upstream": store.digest("caption")},
+        {"upstream": store.digest(upstream_stage)},
         desc="Parsing caption verbs",
         batch_size=CAPTION_VERBS_BATCH_SIZE,
         num_proc=args.num_cpu_workers,

@@ -24,6 +24,7 @@ from safetensors.torch import load_file, save_file
 
 from ..scoring import video_text_similarity
 from ..video_io import VideoDecodeError, read_video_frames
+from .frame_pass import FrameConsumer, run_batch_pass
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +137,67 @@ def decode_videos(
     return [frames for frames, _ in results], [error for _, error in results]
 
 
-@torch.no_grad()
+def load_match_consumer(
+    model_name_or_path: str,
+    class_embeddings_path: str,
+    class_names: Sequence[str],
+    rank: int | None = None,
+    *,
+    num_frames: int = 16,
+    top_k: int = 5,
+    dtype: str = "float32",
+    return_embeddings: bool = False,
+) -> FrameConsumer:
+    """The match model as a `FrameConsumer`: CLIP image processing of `num_frames` segment-sampled frames in the
+    decoding threads, then encoder, mean pooling, dictionary similarity and top-k on the device of `rank`.
+
+    Its output per video is the dict of match columns of `rank_matches`, with `video_embedding` when
+    `return_embeddings`.
+    """
+    device = device_for_rank(rank)
+    model, processor = load_match_model(model_name_or_path, str(device), dtype)
+    class_embeddings = _load_class_embeddings(class_embeddings_path, str(device))
+    if class_embeddings.shape[0] != len(class_names):
+        raise ValueError(
+            f"{class_embeddings_path} holds {class_embeddings.shape[0]} class embeddings for {len(class_names)} names"
+        )
+
+    def prepare(frames: np.ndarray) -> torch.Tensor:
+        return processor.preprocess_frames([frames])[0]
+
+    @torch.no_grad()
+    def compute(prepared: list[torch.Tensor]) -> list[dict[str, Any]]:
+        pixel_values = torch.stack(prepared).to(device=device, dtype=model.dtype)
+        frame_embeds = model.get_video_features(pixel_values=pixel_values).frame_embeds
+        video_embeds = torch.nn.functional.normalize(frame_embeds.float().mean(dim=1), dim=-1)  # ϕv: mean-pooled
+        matches = rank_matches(video_text_similarity(video_embeds, class_embeddings), class_names, top_k)
+        if return_embeddings:
+            for match, embedding in zip(matches, video_embeds.cpu().tolist()):
+                match[EMBEDDING_COLUMN] = embedding
+        return matches
+
+    return FrameConsumer(num_frames, "segment", prepare, compute)
+
+
+def match_columns(matches: Sequence[dict[str, Any] | None], errors: list[str], return_embeddings: bool) -> dict:
+    """The columns of the match stage from each video's match (None for an unreadable video) and decode error."""
+    size = len(errors)
+    columns: dict[str, list] = {
+        "matched_label": [NO_MATCH] * size,
+        "matched_text": [""] * size,
+        "match_score": [float("nan")] * size,
+        "top5_labels": [[] for _ in range(size)],
+        "top5_scores": [[] for _ in range(size)],
+        "decode_error": errors,
+    }
+    if return_embeddings:
+        columns[EMBEDDING_COLUMN] = [[] for _ in range(size)]
+    for index, match in enumerate(matches):
+        for column, value in (match or {}).items():
+            columns[column][index] = value
+    return columns
+
+
 def match_videos_batch(
     batch: dict[str, list],
     rank: int | None = None,
@@ -149,48 +210,21 @@ def match_videos_batch(
     dtype: str = "float32",
     video_backend: str = "auto",
     decode_workers: int = 4,
+    batch_size: int | None = None,
     return_embeddings: bool = False,
 ) -> dict[str, list]:
-    """`Dataset.map(batched=True, with_rank=True)` function of the match stage.
+    """`Dataset.map(batched=True, with_rank=True)` function of the match stage alone (without captions).
 
     Adds `matched_label` (class id, -1 when unreadable), `matched_text`, `match_score` (cosine similarity),
     `top5_labels` / `top5_scores` (the `top_k` best classes, best first) and `decode_error` ("" when readable).
     With `return_embeddings`, also `video_embedding`: the L2-normalised video embedding the match was made with
-    (empty for an unreadable video), for the refinement of `modeling_maxi.text_bags.refinement`.
+    (empty for an unreadable video), for the refinement of `modeling_maxi.text_bags.refinement`. The model runs on
+    `batch_size` videos at a time (default: the whole batch) while `decode_workers` threads decode the next ones.
     """
-    device = device_for_rank(rank)
-    model, processor = load_match_model(model_name_or_path, str(device), dtype)
-    class_embeddings = _load_class_embeddings(class_embeddings_path, str(device))
-    if class_embeddings.shape[0] != len(class_names):
-        raise ValueError(
-            f"{class_embeddings_path} holds {class_embeddings.shape[0]} class embeddings for {len(class_names)} names"
-        )
-    frames, errors = decode_videos(batch["video_path"], num_frames, "segment", video_backend, decode_workers)
-    readable = [index for index, video in enumerate(frames) if video is not None]
-    size = len(batch["video_path"])
-    columns: dict[str, list] = {
-        "matched_label": [NO_MATCH] * size,
-        "matched_text": [""] * size,
-        "match_score": [float("nan")] * size,
-        "top5_labels": [[] for _ in range(size)],
-        "top5_scores": [[] for _ in range(size)],
-        "decode_error": errors,
-    }
-    if return_embeddings:
-        columns[EMBEDDING_COLUMN] = [[] for _ in range(size)]
-    if readable:
-        pixel_values = processor.preprocess_frames([frames[index] for index in readable])
-        pixel_values = pixel_values.to(device=device, dtype=model.dtype)
-        frame_embeds = model.get_video_features(pixel_values=pixel_values).frame_embeds
-        video_embeds = torch.nn.functional.normalize(frame_embeds.float().mean(dim=1), dim=-1)  # ϕv: mean-pooled
-        matches = rank_matches(video_text_similarity(video_embeds, class_embeddings), class_names, top_k)
-        video_lists = video_embeds.cpu().tolist() if return_embeddings else None
-        for row, index in enumerate(readable):
-            for column, value in matches[row].items():
-                columns[column][index] = value
-            if video_lists is not None:
-                columns[EMBEDDING_COLUMN][index] = video_lists[row]
-    return columns
+    options = {"num_frames": num_frames, "top_k": top_k, "dtype": dtype, "return_embeddings": return_embeddings}
+    consumer = load_match_consumer(model_name_or_path, class_embeddings_path, class_names, rank, **options)
+    matches, errors = run_batch_pass(batch, consumer, batch_size, decode_workers, video_backend)
+    return match_columns(matches, errors, return_embeddings)
 
 
 def rank_matches(similarity: torch.Tensor, class_names: Sequence[str], top_k: int) -> list[dict[str, Any]]:
