@@ -341,6 +341,7 @@ def test_shards_are_disjoint_and_merge_equals_single_build(video_tree, dictionar
             for row, reference in zip(actual, expected, strict=True):
                 assert row.pop("match_score") == pytest.approx(reference.pop("match_score"), abs=1e-5)
                 assert row.pop("top5_scores") == pytest.approx(reference.pop("top5_scores"), abs=1e-5)
+                assert row.pop("match_margin") == pytest.approx(reference.pop("match_margin"), abs=1e-5)
                 assert row == reference
 
     with pytest.raises(ValueError, match="shards 0..1"):
