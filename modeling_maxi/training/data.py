@@ -178,14 +178,10 @@ def prepare_training_videos(
 
 
 def prepare_text_bag_dataset(
-    dataset,
-    text_sources: Sequence[str] | None = None,
-    filter_ratio: float = 1.0,
-    filter_score: str = "similarity",
-    build_filter: BuildFilter | None = None,
+    dataset, text_sources: Sequence[str] | None = None, filter_ratio: float = 1.0, filter_score: str = "similarity"
 ):
-    """The training rows of `prepare_training_videos`, without its summary."""
-    return prepare_training_videos(dataset, text_sources, filter_ratio, filter_score, build_filter)[0]
+    """The training rows of `prepare_training_videos` (no build-time filter), without its summary."""
+    return prepare_training_videos(dataset, text_sources, filter_ratio, filter_score)[0]
 
 
 class MultiScaleCrop(v2.Transform):
