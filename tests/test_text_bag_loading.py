@@ -7,12 +7,14 @@ import json
 import pytest
 from datasets import Dataset, load_dataset
 
+from dataset_scripts import build_text_bags
 from modeling_maxi.text_bags.publishing import (
     BUILD_RECORD_NAME,
     PUBLISHING_DIR_NAME,
     load_text_bags,
     publish_text_bags,
 )
+from tests.helpers.videos import write_video_tree
 
 CONFIGS = ["dictionary_llm", "dictionary"]
 
@@ -54,12 +56,32 @@ def test_plain_load_dataset_returns_each_published_folders_rows(tmp_path):
 
     # the fingerprint is in the file names and in the card's patterns; the default configuration is the richest
     record = json.loads((first / BUILD_RECORD_NAME).read_text())
-    assert [p.name for p in (first / "dictionary").iterdir()] == [
-        f"train-{record['fingerprint']}-00000-of-00001.parquet"
-    ]
+    names = [path.name for path in (first / "dictionary").iterdir()]
+    assert names == [f"train-{record['fingerprint']}-00000-of-00001.parquet"]
     assert f"dictionary/train-{record['fingerprint']}-*.parquet" in (first / "README.md").read_text()
     assert load_text_bags(first)["text_bag"][0] == ["jog"]
     assert not (first / PUBLISHING_DIR_NAME).exists()
+
+
+def test_two_builds_in_folders_named_alike_and_a_rebuild_in_place_load_their_rows(
+    dictionary_file, tiny_model_dir, tmp_path
+):
+    trees = {num: write_video_tree(tmp_path / f"videos_{num}", num_good=num) for num in (8, 12)}
+
+    def build(videos, output_dir):
+        build_text_bags.main(
+            ["--videos", str(videos), "--dictionary", str(dictionary_file), "--clip-model", str(tiny_model_dir),
+             "--output-dir", str(output_dir), "--num-frames", "2", "--captioner", "none", "--match-batch-size", "4",
+             "--decode-workers", "1"]
+        )  # fmt: skip
+        return str(output_dir)
+
+    first, second = build(trees[8], tmp_path / "a" / "text_bags"), build(trees[12], tmp_path / "b" / "text_bags")
+    cache = str(tmp_path / "hf_cache")  # one cache for every load, as datasets' default one in a user's process
+    assert len(load_dataset(first, split="train", cache_dir=cache)) == 8
+    assert len(load_dataset(second, split="train", cache_dir=cache)) == 12
+    build(trees[12], first)  # rebuilt in place, on the other videos
+    assert len(load_dataset(first, split="train", cache_dir=cache)) == 12
 
 
 def test_unknown_configuration_and_split_are_named(tmp_path):

@@ -282,7 +282,8 @@ def _filtering_paragraph(record: dict[str, Any]) -> list[str]:
         f"This build published {stats.get('videos_published', 'n/a')} of the {stats.get('videos_before_filter', 'n/a')}"
         f" readable videos (build-time p = {ratio:g} by `{score}`; p = 1 publishes every one). Every row keeps its",
         "match confidence: `match_score` (the similarity to the matched action), `top5_scores` and `match_margin` (the",
-        "best similarity minus the runner-up), so any p of the paper's Table 4 can be chosen when training.",
+        "best similarity minus the runner-up)"
+        + (", so any p of the paper's Table 4 can be chosen when training." if ratio >= 1 else "."),
         "",
         f"The paper's recipe keeps the top p = {recipe['ratio']:g} by `{recipe['score']}`, once, at training:",
         f"`training/train.py --filter_ratio {recipe['ratio']:g} --filter_score {recipe['score']}` (the settings of",
