@@ -41,3 +41,44 @@ def moving_square_video(tmp_path_factory):
 
     frames = make_moving_square_frames(16, (48, 96), seed=0)
     return write_video(tmp_path_factory.mktemp("videos") / "square.mp4", frames)
+
+
+@pytest.fixture(scope="session")
+def video_tree(tmp_path_factory):
+    """7 readable videos (different content and lengths) in sub-folders, plus a corrupt and an empty file."""
+    from tests.helpers.videos import write_video_tree
+
+    return write_video_tree(tmp_path_factory.mktemp("video_tree"))
+
+
+@pytest.fixture(scope="session")
+def dictionary_file(tiny_model_dir, video_tree, tmp_path_factory):
+    """A dictionary on which the tiny CLIP matches the `video_tree` videos to at least 3 different classes.
+
+    A random tiny CLIP sends every video to one dominant class; removing dominant classes from a K400 slice until the
+    videos' best classes differ gives a deterministic dictionary with several matched classes. Unmatched classes are
+    kept as distractors (they cannot change any video's best class).
+    """
+    from modeling_maxi.dictionaries import load_class_names, load_prompt_templates
+    from modeling_maxi.text_bags.matching import decode_videos, encode_dictionary, load_match_model
+
+    model, processor = load_match_model(str(tiny_model_dir), "cpu", "float32")
+    candidates = load_class_names("k400")[:120]
+    text = encode_dictionary(model, processor, candidates, load_prompt_templates())
+    paths = sorted(str(p) for p in video_tree.rglob("video_*.mp4"))
+    frames, _ = decode_videos(paths, processor.num_frames, "segment")
+    with torch.no_grad():
+        pixel_values = processor.preprocess_frames(frames)
+        video = torch.nn.functional.normalize(model.get_video_features(pixel_values=pixel_values).frame_embeds.mean(1))
+    similarity = video @ text.T
+    allowed = torch.ones(len(candidates), dtype=torch.bool)
+    best = similarity.argmax(dim=1)
+    while len(set(best.tolist())) < 3:
+        allowed[torch.mode(best).values] = False
+        assert allowed.sum() > 3, "the tiny CLIP cannot tell the test videos apart"
+        best = similarity.masked_fill(~allowed, -2).argmax(dim=1)
+    matched = sorted(set(best.tolist()))
+    distractors = [index for index in range(len(candidates)) if allowed[index] and index not in matched][:4]
+    path = tmp_path_factory.mktemp("dictionary") / "dictionary.txt"
+    path.write_text("\n".join(candidates[index] for index in sorted(matched + distractors)) + "\n", encoding="utf-8")
+    return path

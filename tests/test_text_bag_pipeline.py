@@ -19,7 +19,6 @@ from collections import Counter
 from pathlib import Path
 
 import av
-import numpy as np
 import pytest
 import torch
 from datasets import Dataset, load_dataset, load_from_disk
@@ -29,7 +28,7 @@ from dataset_scripts import build_text_bags, merge_shards
 from dataset_scripts import extract_verbs as extract_verbs_script
 from modeling_maxi import text_bags
 from modeling_maxi.cli import parse_script_arguments
-from modeling_maxi.dictionaries import load_class_names, load_prompt_templates
+from modeling_maxi.dictionaries import load_class_names
 from modeling_maxi.text_bags import captioning, frame_pass, stages
 from modeling_maxi.text_bags.bag_assembly import BAG_CONFIGS, assemble_text_bag
 from modeling_maxi.text_bags.corpus_verbs import select_corpus_verbs
@@ -40,16 +39,14 @@ from modeling_maxi.text_bags.filtering import (
     num_kept,
     top_fraction_indices,
 )
-from modeling_maxi.text_bags.matching import decode_videos, encode_dictionary, load_match_model
 from modeling_maxi.text_bags.publishing import BUILD_RECORD_NAME, redact_url
 from modeling_maxi.text_bags.refinement import fit_shared_covariance_classes, refine_class_embeddings
 from modeling_maxi.text_bags.sharding import select_shard, shard_of
 from modeling_maxi.text_bags.verb_parsing import extract_verbs, extract_verbs_batch, load_spacy_pipeline
 from modeling_maxi.text_bags.video_index import build_video_index, parse_video_list_line
-from tests.helpers.videos import make_moving_square_frames, write_corrupt_video, write_empty_video, write_video
+from tests.helpers.videos import TREE_GOOD_VIDEOS as NUM_GOOD_VIDEOS
 from toy_world.llm_server import OpenAICompatibleServer
 
-NUM_GOOD_VIDEOS = 7
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUILD_SCRIPT = REPO_ROOT / "dataset_scripts" / "build_text_bags.py"
 BLIP_WORDS = (
@@ -86,58 +83,6 @@ def tiny_blip_dir(tmp_path_factory):
     model.save_pretrained(directory / "model")
     processor.save_pretrained(directory / "model")
     return str(directory / "model")
-
-
-@pytest.fixture(scope="module")
-def video_tree(tmp_path_factory):
-    """7 readable videos (different content and lengths) in sub-folders, plus a corrupt and an empty file."""
-    root = tmp_path_factory.mktemp("videos")
-    for index in range(NUM_GOOD_VIDEOS):
-        frames = make_moving_square_frames(10 + index, (48, 96), seed=index)
-        variant = index % 4
-        if variant == 1:
-            frames = 255 - frames
-        elif variant == 2:
-            frames = (frames // 4).astype(np.uint8)
-        elif variant == 3:
-            frames = np.clip(frames.astype(np.int16) + 100, 0, 255).astype(np.uint8)
-        (root / f"group_{index % 2}").mkdir(exist_ok=True)
-        write_video(root / f"group_{index % 2}" / f"video_{index}.mp4", frames)
-    (root / "broken").mkdir()
-    write_corrupt_video(root / "broken" / "corrupt.mp4")
-    write_empty_video(root / "broken" / "empty.mp4")
-    (root / "notes.txt").write_text("not a video", encoding="utf-8")
-    return root
-
-
-@pytest.fixture(scope="module")
-def dictionary_file(tiny_model_dir, video_tree, tmp_path_factory):
-    """A dictionary on which the tiny CLIP matches the test videos to at least 3 different classes.
-
-    A random tiny CLIP sends every video to one dominant class; removing dominant classes from a K400 slice until the
-    videos' best classes differ gives a deterministic dictionary with several matched classes. Unmatched classes are
-    kept as distractors (they cannot change any video's best class).
-    """
-    model, processor = load_match_model(str(tiny_model_dir), "cpu", "float32")
-    candidates = load_class_names("k400")[:120]
-    text = encode_dictionary(model, processor, candidates, load_prompt_templates())
-    paths = sorted(str(p) for p in video_tree.rglob("video_*.mp4"))
-    frames, _ = decode_videos(paths, processor.num_frames, "segment")
-    with torch.no_grad():
-        pixel_values = processor.preprocess_frames(frames)
-        video = torch.nn.functional.normalize(model.get_video_features(pixel_values=pixel_values).frame_embeds.mean(1))
-    similarity = video @ text.T
-    allowed = torch.ones(len(candidates), dtype=torch.bool)
-    best = similarity.argmax(dim=1)
-    while len(set(best.tolist())) < 3:
-        allowed[torch.mode(best).values] = False
-        assert allowed.sum() > 3, "the tiny CLIP cannot tell the test videos apart"
-        best = similarity.masked_fill(~allowed, -2).argmax(dim=1)
-    matched = sorted(set(best.tolist()))
-    distractors = [index for index in range(len(candidates)) if allowed[index] and index not in matched][:4]
-    path = tmp_path_factory.mktemp("dictionary") / "dictionary.txt"
-    path.write_text("\n".join(candidates[index] for index in sorted(matched + distractors)) + "\n", encoding="utf-8")
-    return path
 
 
 def phrase_table(names):
@@ -483,6 +428,7 @@ def test_shards_are_disjoint_and_merge_equals_single_build(video_tree, dictionar
             for row, reference in zip(actual, expected, strict=True):
                 assert row.pop("match_score") == pytest.approx(reference.pop("match_score"), abs=1e-5)
                 assert row.pop("top5_scores") == pytest.approx(reference.pop("top5_scores"), abs=1e-5)
+                assert row.pop("match_margin") == pytest.approx(reference.pop("match_margin"), abs=1e-5)
                 assert row == reference
 
     with pytest.raises(ValueError, match="shards 0..1"):

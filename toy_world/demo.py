@@ -236,9 +236,7 @@ def build_text_bags(args: DemoArguments, world_dir: Path, base_dir: Path) -> tup
             llm_model=PHRASE_TABLE_MODEL,
             llm_base_url=server.base_url,
             llm_cache_dir=str(Path(args.output_dir) / "llm_cache"),
-            captioner="none",
-            filter_ratio=args.filter_ratio,
-            filter_score=args.filter_score,
+            captioner="none",  # every video is published; p is applied once, at training
             match_refinement_steps=args.match_refinement_steps,
             match_refinement_method=args.match_refinement_method,
             output_dir=str(bags_dir),
@@ -307,7 +305,9 @@ def fine_tune(
         "--class_names",
         str(world_dir / "labels" / "actions.csv"),  # used by the cross_entropy objective
         "--filter_ratio",
-        "1.0",  # the bags were already filtered by the pipeline
+        str(args.filter_ratio),  # p, applied once, here: the build published every video
+        "--filter_score",
+        args.filter_score,
         "--augmentations",
         *(args.augmentations or ["none"]),
         *(["--text_sources", *args.text_sources] if args.text_sources else []),

@@ -46,8 +46,9 @@ from modeling_maxi.training import (  # noqa: E402
     export_trained_model,
     find_resume_checkpoint,
     load_model_and_processor,
+    load_text_bag_build_filter,
     load_text_bag_dataset,
-    prepare_text_bag_dataset,
+    prepare_training_videos,
     tokenize_class_prompts,
     unknown_text_sources,
 )
@@ -102,7 +103,11 @@ class DataArguments:
         },
     )
     filter_ratio: float = field(
-        default=1.0, metadata={"help": "Fraction p of videos kept, the most confidently matched ones (paper: 0.9)."}
+        default=0.9,
+        metadata={
+            "help": "Fraction p of videos kept, the most confidently matched ones (paper: 0.9); applied once, here "
+            "(a build publishes every video). Counted relative to the original videos if the build filtered already."
+        },
     )
     filter_score: str = filter_score_field()
     num_frames: int = field(default=16, metadata={"help": "Frames per video (segment sampling, random offsets)."})
@@ -152,17 +157,22 @@ def setup_logging(training_args: MaxiTrainingArguments) -> None:
     setup_script_logging(log_level, log_level)
 
 
-def load_train_bags(data_args: DataArguments, cache_dir: str | None) -> datasets.Dataset:
-    """The training rows: the text-bag dataset, its bags rebuilt and filtered, cut to --max_train_samples."""
+def load_train_bags(data_args: DataArguments, cache_dir: str | None) -> tuple[datasets.Dataset, dict]:
+    """The training rows (the text-bag dataset, its bags rebuilt and filtered, cut to --max_train_samples) and the
+    filter's summary (p, score, videos before the filter and kept)."""
     raw_bags = load_text_bag_dataset(
         data_args.dataset_name, data_args.dataset_config_name, data_args.train_split, cache_dir
     )
-    train_bags = prepare_text_bag_dataset(
-        raw_bags, data_args.text_sources, data_args.filter_ratio, data_args.filter_score
+    train_bags, summary = prepare_training_videos(
+        raw_bags,
+        data_args.text_sources,
+        data_args.filter_ratio,
+        data_args.filter_score,
+        load_text_bag_build_filter(data_args.dataset_name),
     )
     if data_args.max_train_samples is not None:
         train_bags = train_bags.select(range(min(data_args.max_train_samples, len(train_bags))))
-    return train_bags
+    return train_bags, summary
 
 
 def build_train_dataset(
@@ -198,7 +208,7 @@ def main(argv: list[str] | None = None) -> MaxiTrainer:
     set_seed(training_args.seed)
 
     # 3. Text bags: load, rebuild from --text_sources, keep the top --filter_ratio (p, applied once, here).
-    train_bags = load_train_bags(data_args, model_args.cache_dir)
+    train_bags, text_bag_filter = load_train_bags(data_args, model_args.cache_dir)
 
     # 4. Model and processor (the processor samples --num_frames frames); which parts train.
     overrides = model_args.config_overrides()
@@ -235,7 +245,15 @@ def main(argv: list[str] | None = None) -> MaxiTrainer:
     skipped = trainer.total_skipped_videos()
     if skipped:
         logger.warning("Skipped %d unreadable videos during training.", skipped)
-    metrics = {**result.metrics, "train_videos": len(train_bags), "skipped_videos": skipped}
+    metrics = {
+        **result.metrics,
+        "train_videos": len(train_bags),
+        "skipped_videos": skipped,
+        "filter_ratio": text_bag_filter["filter_ratio"],
+        "filter_score": text_bag_filter["filter_score"],
+        "filter_videos_before": text_bag_filter["videos_before_filter"],
+        "filter_videos_kept": text_bag_filter["videos_kept"],
+    }
     trainer.log_metrics("train", metrics)
     trainer.save_metrics("train", metrics)
     trainer.save_state()

@@ -1,11 +1,13 @@
 # SPDX-License-Identifier: Apache-2.0
 """The text-bag build (paper sec. 3.2) as one library call: `build_text_bags(TextBagBuildArguments(...))`.
 
-index -> dictionary (prompt-ensembled text embeddings) -> match (CLIP) -> optional refine -> expand (LLM, once per
-matched class) -> caption (BLIP) -> caption_verbs (spaCy) -> bags; then filter (top p by match confidence) and
-publish (parquet configurations + dataset card in OUTPUT_DIR). Every stage is persisted under OUTPUT_DIR/stages and
-reused by a later build with the same parameters (see `build_stages`). The LLM key is read from `OPENAI_API_KEY`
-and never written anywhere.
+index -> dictionary (prompt-ensembled text embeddings) -> match (CLIP, and BLIP captions of frames from the same
+decode) -> optional refine -> caption_verbs (spaCy) -> expand (LLM, once per matched class) -> bags; then publish (parquet configurations +
+dataset card in OUTPUT_DIR: every readable video by default, p = 1; the paper's p is applied once, at training).
+Every stage is persisted under OUTPUT_DIR/stages and reused by a later build with the same parameters (see
+`build_stages`). One call per process runs the build over N processes (`accelerate launch --num_processes N`): the
+chunks of the mapped stages are split over them and the main process publishes. The LLM key is read from
+`OPENAI_API_KEY` and never written anywhere.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from .build_arguments import TextBagBuildArguments
 from .build_stages import (
     gpu_worker_count,
     run_bags_stage,
-    run_caption_stages,
+    run_caption_verbs_stage,
     run_dictionary_stage,
     run_expand_stage,
     run_index_stage,
@@ -36,7 +38,7 @@ from .build_stages import (
     split_unreadable,
 )
 from .publishing import push_text_bags_to_hub, redact_url
-from .stages import StageStore
+from .stages import StageStore, distributed_env
 
 logger = logging.getLogger(__name__)
 
@@ -120,21 +122,42 @@ def _record_stats(
     }
 
 
+def _gpu_workers_for(store: StageStore, num_gpu_workers: int | None) -> int | None:
+    """`gpu_worker_count`, refused beside N processes: each of those maps its own chunks on its own device."""
+    if store.world_size == 1:
+        return gpu_worker_count(num_gpu_workers)
+    if num_gpu_workers is not None and num_gpu_workers > 1:
+        raise ValueError(
+            f"--num-gpu-workers {num_gpu_workers} cannot be combined with {store.world_size} processes (accelerate "
+            "launch): each process already maps its chunks on its own device. Drop --num-gpu-workers, or launch one "
+            "process."
+        )
+    return None
+
+
 def build_text_bags(args: TextBagBuildArguments) -> dict[str, Any]:
     """Run (or resume) every stage of the build and publish the bags to `args.output_dir`.
 
+    Under `accelerate launch --num_processes N` every process runs this call: the chunks of the match and caption
+    stages are split over the processes (see `StageStore`), the other stages run on the main process while the
+    others wait, and after the caption stages the other processes return; the main process expands, assembles and
+    publishes one dataset.
+
     Returns:
         The build record (also written as `text_bag_build.json` beside the dataset card): `parameters`, `stats`,
-        `unreadable_videos`, `llm_failures`, the published `configs` and the `publish_key` of this build.
+        `unreadable_videos`, `llm_failures`, the published `configs` and the `publish_key` of this build. On a
+        process other than the main one, only its `rank` and the `world_size`.
     """
     if not isinstance(args, TextBagBuildArguments):
         raise TypeError(f"args must be a TextBagBuildArguments, got {type(args).__name__}")
     logger.info("Building text bags with %s", describe_build_arguments(args))
     Path(args.output_dir).mkdir(parents=True, exist_ok=True)
-    store = StageStore(Path(args.output_dir) / "stages", chunk_size=args.chunk_size)
+    store = StageStore(
+        Path(args.output_dir) / "stages", chunk_size=args.chunk_size, wait_timeout=args.rank_wait_timeout
+    )
+    gpu_workers = _gpu_workers_for(store, args.num_gpu_workers)
     class_names, num_extra_verbs = build_dictionary(args.dictionary, args.extra_verbs)
     templates = load_prompt_templates(args.prompt_templates)
-    gpu_workers = gpu_worker_count(args.num_gpu_workers)
 
     index = run_index_stage(store, args)
     dictionary = run_dictionary_stage(store, args, class_names, templates)
@@ -144,9 +167,12 @@ def build_text_bags(args: TextBagBuildArguments) -> dict[str, Any]:
         matched, refinement = run_refine_stage(store, args, matched, dictionary, class_names)
         match_stage = "refine"
     readable, unreadable = split_unreadable(matched)
+    with_verbs, upstream = run_caption_verbs_stage(store, args, readable, match_stage)
+    if not store.is_main:
+        logger.info("Process %d of %d: its chunks are done; the main process publishes", store.rank, store.world_size)
+        return {"rank": store.rank, "world_size": store.world_size}
     matched_ids = sorted(set(readable["matched_label"]))
     expansion = run_expand_stage(store, args, class_names, matched_ids)
-    with_verbs, upstream = run_caption_stages(store, args, readable, match_stage, gpu_workers)
     bags = run_bags_stage(store, with_verbs, upstream, expansion)
 
     record = {
@@ -166,8 +192,11 @@ def build_text_bags(args: TextBagBuildArguments) -> dict[str, Any]:
 @contextlib.contextmanager
 def build_log(output_dir: str | Path) -> Iterator[Path]:
     """While the block runs, log at INFO to stderr (unless the root logger already streams) and to
-    OUTPUT_DIR/logs/build.log; yields the log file's path and removes the file handler afterwards."""
-    log_path = Path(output_dir) / "logs" / BUILD_LOG_NAME
+    OUTPUT_DIR/logs/build.log (`build.rank<i>.log` for each of N processes); yields the log file's path and removes
+    the file handler afterwards."""
+    rank, world_size, _ = distributed_env()
+    name = BUILD_LOG_NAME if world_size == 1 else BUILD_LOG_NAME.replace(".log", f".rank{rank}.log")
+    log_path = Path(output_dir) / "logs" / name
     log_path.parent.mkdir(parents=True, exist_ok=True)
     formatter = logging.Formatter(LOG_FORMAT)
     file_handler = logging.FileHandler(log_path, encoding="utf-8")

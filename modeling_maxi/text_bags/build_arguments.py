@@ -55,7 +55,10 @@ class TextBagBuildArguments:
         metadata={"help": "Instruction sent per matched class; must contain {action}."},
     )
     llm_temperature: float = field(default=0.4, metadata={"help": "Sampling temperature of the LLM."})
-    llm_max_concurrency: int = field(default=4, metadata={"help": "Concurrent LLM requests."})
+    llm_max_concurrency: int = field(
+        default=1,
+        metadata={"help": "Concurrent LLM requests (each reply is cached on disk as it comes; 1: a kill loses one)."},
+    )
     llm_max_retries: int = field(
         default=5, metadata={"help": "Retries by the openai client on 408/409/429/5xx, timeouts, connection errors."}
     )
@@ -78,7 +81,13 @@ class TextBagBuildArguments:
     caption_batch_size: int = field(default=8, metadata={"help": "Videos per batch in the caption stage."})
     caption_max_new_tokens: int = field(default=30, metadata={"help": "Longest caption, in tokens."})
     caption_num_beams: int = field(default=1, metadata={"help": "Beam size of caption generation."})
-    filter_ratio: float = field(default=0.9, metadata={"help": "Fraction p of videos kept by match score (0, 1]."})
+    filter_ratio: float = field(
+        default=1.0,
+        metadata={
+            "help": "Fraction p of videos published, by match confidence, in (0, 1]. Default 1: every readable video, "
+            "with its scores; the paper's p = 0.9 is applied once, at training (training/train.py --filter_ratio)."
+        },
+    )
     filter_score: str = filter_score_field()
     match_refinement_steps: int = field(
         default=0,
@@ -95,6 +104,13 @@ class TextBagBuildArguments:
         default=None, metadata={"help": "Processes of the GPU stages (default: number of GPUs, in-process if <= 1)."}
     )
     num_cpu_workers: int | None = field(default=None, metadata={"help": "Processes of the spaCy parsing stage."})
+    rank_wait_timeout: float = field(
+        default=3600.0,
+        metadata={
+            "help": "With N processes (accelerate launch): seconds a process waits for another's stage or chunks "
+            "before it stops with an error."
+        },
+    )
     decode_workers: int = field(
         default=4,
         metadata={
@@ -126,6 +142,10 @@ class TextBagBuildArguments:
         for name in ("num_gpu_workers", "num_cpu_workers"):
             if getattr(self, name) is not None:
                 _check_positive(name, getattr(self, name))
+        if isinstance(self.rank_wait_timeout, bool) or not self.rank_wait_timeout > 0:
+            raise ValueError(
+                f"--rank-wait-timeout must be a positive number of seconds, got {self.rank_wait_timeout!r}"
+            )
         if self.dtype not in DTYPES:
             raise ValueError(f"--dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
         if self.llm_model is not None and self.llm_phrases_dir is not None:

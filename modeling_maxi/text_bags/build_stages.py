@@ -65,7 +65,7 @@ __all__ = [
     "BAG_COLUMN_FEATURES",
     "gpu_worker_count",
     "run_bags_stage",
-    "run_caption_stages",
+    "run_caption_verbs_stage",
     "run_dictionary_stage",
     "run_expand_stage",
     "run_index_stage",
@@ -311,12 +311,12 @@ def _empty_caption_columns(batch: dict[str, list]) -> dict[str, list]:
     return {"captions": [[] for _ in range(size)], "caption_verbs": [[] for _ in range(size)]}
 
 
-def run_caption_stages(
-    store: StageStore, args: TextBagBuildArguments, readable: Dataset, upstream_stage: str, gpu_workers: int | None
+def run_caption_verbs_stage(
+    store: StageStore, args: TextBagBuildArguments, readable: Dataset, upstream_stage: str
 ) -> tuple[Dataset, str]:
-    """The verbs (spaCy) of the frame captions made in the match stage, or empty columns without a captioner;
-    returns the videos with `captions` and `caption_verbs`, and the digest of the last stage they depend on.
-    (`gpu_workers` is unused: the captions come from the match stage's frame pass.)"""
+    """The verbs (spaCy) of the frame captions made in the match stage's frame pass, or empty columns without a
+    captioner; returns the videos with `captions` and `caption_verbs`, and the digest of the last stage they depend
+    on."""
     if not args.has_captions:
         with_verbs = readable.map(_empty_caption_columns, batched=True, keep_in_memory=True, desc="No captions")
         return with_verbs, store.digest(upstream_stage)

@@ -6,6 +6,12 @@ first rounded to 6 decimals so that float noise does not add a video (0.7 * 10 k
 keeps at least one video and p = 1 keeps all of them. Videos are ranked by their confidence score (highest first);
 equal scores keep their dataset order. delta_p is the lowest kept score, i.e. the threshold of the paper.
 
+Where p is applied: once, at training (`training/train.py --filter_ratio`, 0.9 by `similarity` in the paper's
+YAML, `PAPER_TRAINING_FILTER`). A build publishes every readable video by default (`--filter-ratio 1.0`) with the
+scores both rankings need, so any p of Table 4 can be trained from one published dataset. A dataset filtered at
+build time anyway says so in its build record; training then counts p relative to the original collection
+(`filter_after_build_filter`) or stops with a message, never filtering twice.
+
 Two confidence scores (`FILTER_SCORES`):
 
 - ``"similarity"`` (the paper's, the default): the cosine similarity of the video to its best-matched action,
@@ -27,6 +33,8 @@ from dataclasses import dataclass, field
 from datasets import Dataset
 
 FILTER_SCORES = ("similarity", "margin")
+#: The paper's filter (sec. 3.2, Table 4: p = 90% by CLIP similarity), applied once, at training.
+PAPER_TRAINING_FILTER = {"ratio": 0.9, "score": "similarity"}
 
 
 def filter_score_field(default: str = "similarity"):
@@ -79,7 +87,12 @@ def num_kept(num_videos: int, ratio: float) -> int:
 
 def top_fraction_indices(scores: Sequence[float], ratio: float) -> tuple[list[int], float | None]:
     """Indices (ascending) of the `num_kept(len(scores), ratio)` highest scores, and the lowest kept score."""
-    keep = num_kept(len(scores), ratio)
+    return top_count_indices(scores, num_kept(len(scores), ratio))
+
+
+def top_count_indices(scores: Sequence[float], keep: int) -> tuple[list[int], float | None]:
+    """Indices (ascending) of the `keep` highest scores (ties in order), and the lowest kept score."""
+    keep = min(keep, len(scores))
     if keep == 0:
         return [], None
     ranked = sorted(range(len(scores)), key=lambda index: (-float(scores[index]), index))
@@ -96,10 +109,13 @@ def filter_by_match_score(dataset: Dataset, ratio: float, score_column: str = "m
     return _keep_top(dataset, list(dataset[score_column]), ratio)
 
 
-def _keep_top(dataset: Dataset, scores: Sequence[float], ratio: float) -> FilterResult:
-    indices, delta_p = top_fraction_indices(scores, ratio)
+def _keep_top(dataset: Dataset, scores: Sequence[float], ratio: float, num_before: int | None = None) -> FilterResult:
+    """The top `num_kept(num_before, ratio)` rows by `scores`; `num_before` defaults to the dataset's length (it is
+    the original collection's size when the dataset is itself the top of a larger one)."""
+    num_before = len(dataset) if num_before is None else num_before
+    indices, delta_p = top_count_indices(scores, num_kept(num_before, ratio))
     kept = dataset if len(indices) == len(dataset) else dataset.select(indices)
-    return FilterResult(dataset=kept, ratio=ratio, delta_p=delta_p, num_before=len(dataset), num_kept=len(indices))
+    return FilterResult(dataset=kept, ratio=ratio, delta_p=delta_p, num_before=num_before, num_kept=len(indices))
 
 
 def validate_filter_score(score: str) -> str:
@@ -138,3 +154,60 @@ def filter_by_confidence(dataset: Dataset, ratio: float, score: str = "similarit
     """Keep the top fraction `ratio` of `dataset` by the confidence `score` (see `confidence_scores`)."""
     ratio = validate_filter_ratio(ratio)
     return _keep_top(dataset, confidence_scores(dataset, score), ratio)
+
+
+@dataclass(frozen=True)
+class BuildFilter:
+    """The filter a published dataset already went through at build time (from its build record).
+
+    Attributes:
+        ratio: the build-time p (< 1).
+        score: the confidence it ranked by.
+        num_before: N, the readable videos of the original collection.
+        num_published: the videos published, `num_kept(N, ratio)`.
+    """
+
+    ratio: float
+    score: str
+    num_before: int
+    num_published: int
+
+
+def build_filter_of(record: dict | None) -> BuildFilter | None:
+    """The build-time filter a build record (`text_bag_build.json`) reports, or None when it published every video."""
+    if not record:
+        return None
+    parameters, stats = record.get("parameters", {}), record.get("stats", {})
+    ratio = parameters.get("filter_ratio", 1.0)
+    if ratio is None or ratio >= 1.0 or "videos_before_filter" not in stats:
+        return None
+    return BuildFilter(
+        ratio=validate_filter_ratio(ratio),
+        score=validate_filter_score(parameters.get("filter_score", "similarity")),
+        num_before=int(stats["videos_before_filter"]),
+        num_published=int(stats.get("videos_published", num_kept(int(stats["videos_before_filter"]), ratio))),
+    )
+
+
+def filter_after_build_filter(
+    dataset: Dataset, ratio: float, score: str, build_filter: BuildFilter | None
+) -> FilterResult:
+    """Keep the top `ratio` of the original collection, once, however much of it the build already dropped.
+
+    Without a build filter this is `filter_by_confidence`. After a build-time filter (p_b by score s_b, N videos) the
+    published rows are the top `num_kept(N, p_b)` by s_b, so a training p <= p_b by s_b composes exactly: it keeps
+    `num_kept(N, p)` of them (p = p_b keeps them all). Any other filter would need videos the build dropped, and is
+    refused with a message saying how to get them.
+    """
+    ratio, score = validate_filter_ratio(ratio), validate_filter_score(score)
+    if build_filter is None:
+        return filter_by_confidence(dataset, ratio, score)
+    if score != build_filter.score or ratio > build_filter.ratio:
+        raise ValueError(
+            f"filter ratio {ratio:g} by {score!r} cannot be applied: this dataset was already filtered at build time "
+            f"(p = {build_filter.ratio:g} by {build_filter.score!r}, {build_filter.num_published} of "
+            f"{build_filter.num_before} videos published). Train with a filter ratio <= {build_filter.ratio:g} and "
+            f"filter score {build_filter.score!r} (counted relative to the {build_filter.num_before} videos), or "
+            "rebuild with --filter-ratio 1.0 (the default) to publish every video."
+        )
+    return _keep_top(dataset, confidence_scores(dataset, score), ratio, num_before=build_filter.num_before)

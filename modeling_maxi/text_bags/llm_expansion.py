@@ -340,6 +340,14 @@ def _request_phrases(client, action: str, config: LLMExpansionConfig) -> tuple[s
     return reply, phrases
 
 
+def _request_and_cache(client, action: str, config: LLMExpansionConfig, cache_dir: Path) -> tuple[str, list[str]]:
+    """`_request_phrases`, the reply cached on disk by the same worker before it takes the next request: a killed
+    run loses at most the `max_concurrency` requests in flight."""
+    reply, phrases = _request_phrases(client, action, config)
+    _save_reply(cache_dir, config, action, reply, phrases)
+    return reply, phrases
+
+
 def _openai_client(config: LLMExpansionConfig, api_key: str | None, counter: _RequestCounter):
     """The `openai` client with the run's endpoint, retries and timeout; every HTTP request it sends is counted."""
     import openai
@@ -438,7 +446,9 @@ def expand_actions(
             max_workers=config.max_concurrency, thread_name_prefix="llm-expansion"
         )
         try:
-            futures = {pool.submit(_request_phrases, client, action, config): action for action in to_request}
+            futures = {
+                pool.submit(_request_and_cache, client, action, config, cache_path): action for action in to_request
+            }
             with tqdm(total=len(to_request), desc="LLM expansion", unit="class", disable=not show_progress) as bar:
                 for future in concurrent.futures.as_completed(futures):
                     action = futures[future]
@@ -450,8 +460,6 @@ def expand_actions(
                         failures[action] = message
                         logger.warning("LLM expansion failed for %r: %s", action, message)
                         continue
-                    # Written as soon as each reply arrives: an interrupted run keeps every finished action.
-                    _save_reply(cache_path, config, action, reply, action_phrases)
                     results[action] = (reply, action_phrases)
         finally:
             # On an interruption, requests not yet started are dropped instead of being waited for.

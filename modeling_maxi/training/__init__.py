@@ -13,10 +13,16 @@ from .data import (
     TextBagCollator,
     TextBagVideoDataset,
     prepare_text_bag_dataset,
+    prepare_training_videos,
     unknown_text_sources,
 )
 from .export import ensemble_with_base, export_trained_model
-from .loading import configure_trainable, load_model_and_processor, load_text_bag_dataset
+from .loading import (
+    configure_trainable,
+    load_model_and_processor,
+    load_text_bag_build_filter,
+    load_text_bag_dataset,
+)
 from .retrieval import video_to_bag_retrieval_accuracy
 from .trainer import MaxiTrainer, SetEpochCallback, tokenize_class_prompts
 
@@ -36,8 +42,10 @@ __all__ = [
     "export_trained_model",
     "find_resume_checkpoint",
     "load_model_and_processor",
+    "load_text_bag_build_filter",
     "load_text_bag_dataset",
     "prepare_text_bag_dataset",
+    "prepare_training_videos",
     "render_training_model_card",
     "tokenize_class_prompts",
     "unknown_text_sources",

@@ -24,6 +24,12 @@ def _provenance(base_model: str, training_args, metrics: Mapping[str, Any]) -> s
         f"- Training videos: {metrics.get('train_videos', 'n/a')}; unreadable videos skipped: "
         f"{metrics.get('skipped_videos', 0)}.",
     ]
+    if "filter_ratio" in metrics:
+        lines.append(
+            f"- Text-bag filter (paper sec. 3.2, applied once, at training): p = {metrics['filter_ratio']:g} by "
+            f"`{metrics.get('filter_score', 'similarity')}`, {metrics.get('filter_videos_kept', 'n/a')} of "
+            f"{metrics.get('filter_videos_before', 'n/a')} videos kept."
+        )
     if training_args.ensemble_ratio > 0:
         lines.append(
             f"- Weight-space ensembling: every parameter is `{training_args.ensemble_ratio:g} x base + "
@@ -75,7 +81,8 @@ def card_fields(
             or a local folder.
         data_config (`Mapping`): The data settings to list in the card's training configuration (`None` values are
             left out).
-        metrics (`Mapping`): `train_steps`, `train_videos` and `skipped_videos` of the run (missing ones read "n/a").
+        metrics (`Mapping`): `train_steps`, `train_videos` and `skipped_videos` of the run (missing ones read "n/a"),
+            and the text-bag filter's `filter_ratio`, `filter_score`, `filter_videos_before` and `filter_videos_kept`.
 
     Returns:
         The keyword arguments of `render_model_card`; `base_model` and `dataset_name` only when they are Hub ids, and

@@ -21,7 +21,7 @@ import torch
 from torchvision.transforms import v2
 
 from ..text_bags.bag_assembly import assemble_text_bag, normalize_phrase
-from ..text_bags.filtering import filter_by_confidence, validate_filter_score
+from ..text_bags.filtering import BuildFilter, filter_after_build_filter, validate_filter_score
 from ..video_io import VideoDecodeError, read_video_frames
 
 logger = logging.getLogger(__name__)
@@ -114,21 +114,31 @@ def matched_rows_batch(batch: dict[str, list]) -> list[bool]:
     return [label is not None and int(label) >= 0 for label in batch["matched_label"]]
 
 
-def prepare_text_bag_dataset(
-    dataset, text_sources: Sequence[str] | None = None, filter_ratio: float = 1.0, filter_score: str = "similarity"
-):
+def prepare_training_videos(
+    dataset,
+    text_sources: Sequence[str] | None = None,
+    filter_ratio: float = 1.0,
+    filter_score: str = "similarity",
+    build_filter: BuildFilter | None = None,
+) -> tuple[Any, dict[str, Any]]:
     """Validate the columns, drop unmatched videos, keep the top ``filter_ratio`` by confidence, choose sources.
 
     Args:
         dataset (`datasets.Dataset`): a text-bag dataset.
         text_sources (`list[str]`, *optional*): sources to rebuild the bags from (``"dictionary"`` plus any of
             ``"llm"``, ``"captions"``); `None` uses the dataset's own ``text_bag`` column.
-        filter_ratio (`float`): fraction p of videos kept, ranked by ``filter_score`` (paper sec. 3.2).
+        filter_ratio (`float`): fraction p of videos kept, ranked by ``filter_score`` (paper sec. 3.2: 0.9). This is
+            the one place p is applied: a build publishes every video by default.
         filter_score (`str`): ``"similarity"`` ranks by ``match_score`` (the paper's), ``"margin"`` by the best
             match's lead over the runner-up in ``top5_scores`` (see `modeling_maxi.text_bags.filtering`).
+        build_filter (`BuildFilter`, *optional*): the filter the dataset already went through at build time (see
+            `modeling_maxi.text_bags.filtering.build_filter_of`); p then counts relative to the original videos, and
+            a filter that cannot compose with it is refused.
 
     Returns:
-        `datasets.Dataset` with (at least) ``video_path``, ``matched_label``, ``matched_text`` and ``text_bag``.
+        The `datasets.Dataset` (at least ``video_path``, ``matched_label``, ``matched_text`` and ``text_bag``) and
+        the filter's summary: ``filter_ratio``, ``filter_score``, ``videos_before_filter`` (N, of the original
+        collection) and ``videos_kept``.
     """
     validate_text_bag_columns(dataset.column_names, text_sources)
     num_rows = len(dataset)
@@ -136,8 +146,9 @@ def prepare_text_bag_dataset(
     if len(dataset) < num_rows:
         logger.warning("Dropped %d of %d videos without a dictionary match.", num_rows - len(dataset), num_rows)
     validate_filter_score(filter_score)
-    if filter_ratio != 1.0:
-        result = filter_by_confidence(dataset, filter_ratio, filter_score)
+    num_before = build_filter.num_before if build_filter is not None else len(dataset)
+    if filter_ratio != 1.0 or build_filter is not None:
+        result = filter_after_build_filter(dataset, filter_ratio, filter_score, build_filter)
         logger.info(
             "Text-bag filtering p=%s by %s kept %d of %d videos (delta_p=%s).",
             filter_ratio,
@@ -147,6 +158,12 @@ def prepare_text_bag_dataset(
             result.delta_p,
         )
         dataset = result.dataset
+    summary = {
+        "filter_ratio": filter_ratio,
+        "filter_score": filter_score,
+        "videos_before_filter": num_before,
+        "videos_kept": len(dataset),
+    }
     if text_sources is not None:
         columns = [TEXT_SOURCE_COLUMNS[source] for source in text_sources if TEXT_SOURCE_COLUMNS[source]]
         dataset = dataset.map(
@@ -157,7 +174,14 @@ def prepare_text_bag_dataset(
         )
     if len(dataset) == 0:
         raise ValueError("No training videos are left after dropping unmatched videos and filtering.")
-    return dataset
+    return dataset, summary
+
+
+def prepare_text_bag_dataset(
+    dataset, text_sources: Sequence[str] | None = None, filter_ratio: float = 1.0, filter_score: str = "similarity"
+):
+    """The training rows of `prepare_training_videos` (no build-time filter), without its summary."""
+    return prepare_training_videos(dataset, text_sources, filter_ratio, filter_score)[0]
 
 
 class MultiScaleCrop(v2.Transform):

@@ -12,9 +12,10 @@ import torch
 
 from ..modeling_maxi_video_clip import MaxiVideoCLIPModel
 from ..processing_maxi_video_clip import MaxiVideoProcessor
-from ..text_bags.publishing import load_text_bags
+from ..text_bags.filtering import BuildFilter, build_filter_of
+from ..text_bags.publishing import load_build_record, load_text_bags
 
-__all__ = ["configure_trainable", "load_model_and_processor", "load_text_bag_dataset"]
+__all__ = ["configure_trainable", "load_model_and_processor", "load_text_bag_build_filter", "load_text_bag_dataset"]
 
 
 def _is_saved_dataset(path: str) -> bool:
@@ -59,6 +60,14 @@ def load_text_bag_dataset(
         raise FileNotFoundError(
             f"--dataset_name {name_or_path!r} is no local folder, and loading it from the Hub failed: {error}"
         ) from error
+
+
+def load_text_bag_build_filter(name_or_path: str | None) -> BuildFilter | None:
+    """The filter a published text-bag dataset went through at build time, from its build record (None when it
+    published every video, or has no record: a folder saved with `save_to_disk`, a Hub dataset out of reach)."""
+    if name_or_path is None or _is_saved_dataset(os.path.expanduser(str(name_or_path))):
+        return None
+    return build_filter_of(load_build_record(os.path.expanduser(str(name_or_path))))
 
 
 def load_model_and_processor(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
@@ -186,3 +187,28 @@ def write_empty_video(path: str | os.PathLike, kind: str = "no_frames") -> str:
     else:
         raise ValueError(f"kind must be 'zero_bytes', 'no_frames' or 'audio_only', got {kind!r}")
     return path
+
+
+TREE_GOOD_VIDEOS = 7
+
+
+def write_video_tree(root: str | os.PathLike, num_good: int = TREE_GOOD_VIDEOS) -> Path:
+    """`num_good` readable videos (different content and lengths) in two sub-folders, plus a corrupt and an empty
+    file under `broken/` and a text file that is no video; returns `root`."""
+    root = Path(root)
+    for index in range(num_good):
+        frames = make_moving_square_frames(10 + index % 7, (48, 96), seed=index)
+        variant = index % 4
+        if variant == 1:
+            frames = 255 - frames
+        elif variant == 2:
+            frames = (frames // 4).astype(np.uint8)
+        elif variant == 3:
+            frames = np.clip(frames.astype(np.int16) + 100, 0, 255).astype(np.uint8)
+        (root / f"group_{index % 2}").mkdir(parents=True, exist_ok=True)
+        write_video(root / f"group_{index % 2}" / f"video_{index}.mp4", frames)
+    (root / "broken").mkdir(parents=True, exist_ok=True)
+    write_corrupt_video(root / "broken" / "corrupt.mp4")
+    write_empty_video(root / "broken" / "empty.mp4")
+    (root / "notes.txt").write_text("not a video", encoding="utf-8")
+    return root
