@@ -35,6 +35,14 @@ def tiny_model_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_blip_dir(tmp_path_factory):
+    """A tiny BLIP captioner (random weights) with a BERT word-piece tokenizer built from a small vocab file."""
+    from tests.helpers.tiny_models import save_tiny_blip
+
+    return save_tiny_blip(tmp_path_factory.mktemp("tiny_blip"))
+
+
+@pytest.fixture(scope="session")
 def moving_square_video(tmp_path_factory):
     """A real 16-frame H.264 mp4 (96x48) whose frames are distinguishable by index."""
     from tests.helpers.videos import make_moving_square_frames, write_video

@@ -31,7 +31,7 @@ FLOAT_COLUMNS = ("match_score", "top5_scores", "match_margin")
 
 
 def build_argv(videos, dictionary_file, tiny_model_dir, output_dir, *extra):
-    """Build flags with the defaults but for the tiny models (no captioner offline) and small chunks."""
+    """Build flags with the defaults but for the tiny CLIP, no captioner (unless `extra` names one) and small chunks."""
     return [
         "--videos", str(videos),
         "--dictionary", str(dictionary_file),
@@ -80,17 +80,19 @@ def free_port() -> int:
 
 
 def test_two_processes_of_one_accelerate_launch_publish_the_rows_of_one(
-    video_tree, dictionary_file, tiny_model_dir, tmp_path
+    video_tree, dictionary_file, tiny_model_dir, tiny_blip_dir, tmp_path
 ):
+    # with the tiny captioner: the frame pass's captions and the caption-verb chunks are split over the ranks too
+    captions = ["--captioner", tiny_blip_dir, "--caption-image-size", "32", "--caption-max-new-tokens", "4"]
     single = tmp_path / "single"
-    build_text_bags.main(build_argv(video_tree, dictionary_file, tiny_model_dir, single))
+    build_text_bags.main(build_argv(video_tree, dictionary_file, tiny_model_dir, single, *captions))
     double = tmp_path / "double"
     launch = [
         sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
         "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
         "--main_process_port", str(free_port()),
     ]  # fmt: skip
-    argv = build_argv(video_tree, dictionary_file, tiny_model_dir, double, "--rank-wait-timeout", "240")
+    argv = build_argv(video_tree, dictionary_file, tiny_model_dir, double, *captions, "--rank-wait-timeout", "240")
     result = subprocess.run(
         [*launch, str(BUILD_SCRIPT), *argv], env=subprocess_env(), capture_output=True, text=True, timeout=420
     )
@@ -99,6 +101,8 @@ def test_two_processes_of_one_accelerate_launch_publish_the_rows_of_one(
     # 9 videos in chunks of 3: rank 0 matched chunks 1 and 3, rank 1 chunk 2; one dataset, published by rank 0
     logs = {rank: (double / "logs" / f"build.rank{rank}.log").read_text() for rank in (0, 1)}
     assert "Stage 'match': mapping chunk 2/3 (rank 1)" in logs[1]
+    assert "Stage 'caption_verbs': mapping chunk" in logs[1]
+    assert any(row["captions"] for row in rows_by_id(double, "dictionary_captions").values())
     assert "mapping chunk 1/3 (rank 0)" in logs[0] and "mapping chunk 3/3 (rank 0)" in logs[0]
     assert "chunk 2/3 (rank 0)" not in logs[0] and "Published" in logs[0] and "Published" not in logs[1]
     assert not (double / "logs" / "build.log").exists()

@@ -2,8 +2,9 @@
 """The text-bag build (paper sec. 3.2) as one library call: `build_text_bags(TextBagBuildArguments(...))`.
 
 index -> dictionary (prompt-ensembled text embeddings) -> match (CLIP, and BLIP captions of frames from the same
-decode) -> optional refine -> caption_verbs (spaCy) -> expand (LLM, once per matched class) -> bags; then publish (parquet configurations +
-dataset card in OUTPUT_DIR: every readable video by default, p = 1; the paper's p is applied once, at training).
+decode) -> optional refine -> caption_verbs (spaCy) -> expand (LLM, once per matched class) -> bags; then publish
+(parquet configurations + dataset card in OUTPUT_DIR: every readable video by default, p = 1; the paper's p is
+applied once, at training).
 Every stage is persisted under OUTPUT_DIR/stages and reused by a later build with the same parameters (see
 `build_stages`). One call per process runs the build over N processes (`accelerate launch --num_processes N`): the
 chunks of the mapped stages are split over them and the main process publishes. The LLM key is read from

@@ -92,3 +92,32 @@ def save_tiny_clip(directory: str | Path, seed: int = 1) -> Path:
     tiny_image_processor().save_pretrained(directory)
     build_clip_tokenizer().save_pretrained(directory)
     return directory
+
+
+BLIP_WORDS = (
+    "[PAD] [UNK] [CLS] [SEP] [MASK] [DEC] a the man woman dog is playing riding jumping running walking holding "
+    "ball horse bike guitar on in with"
+).split()
+
+
+def save_tiny_blip(directory) -> str:
+    """A tiny BLIP captioner (random weights, seed 0) with a BERT word-piece tokenizer built from `BLIP_WORDS`, saved
+    with its processor (32 px images) under `directory/model`; returns that folder."""
+    from transformers import BertTokenizer, BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor
+
+    directory = Path(directory)
+    vocab = directory / "vocab.txt"
+    vocab.write_text("\n".join(BLIP_WORDS) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizer(str(vocab), bos_token="[DEC]")
+    ids = tokenizer.convert_tokens_to_ids(["[DEC]", "[SEP]", "[PAD]"])
+    text = {"vocab_size": len(BLIP_WORDS), "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2}
+    text.update(intermediate_size=37, max_position_embeddings=40, bos_token_id=ids[0], sep_token_id=ids[1])
+    text.update(eos_token_id=ids[1], pad_token_id=ids[2])
+    vision = {"hidden_size": 32, "image_size": 32, "patch_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2}
+    vision["intermediate_size"] = 37
+    torch.manual_seed(0)
+    model = BlipForConditionalGeneration(BlipConfig(text_config=text, vision_config=vision, projection_dim=16))
+    processor = BlipProcessor(image_processor=BlipImageProcessor(size={"height": 32, "width": 32}), tokenizer=tokenizer)
+    model.save_pretrained(directory / "model")
+    processor.save_pretrained(directory / "model")
+    return str(directory / "model")
