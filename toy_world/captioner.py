@@ -86,9 +86,16 @@ class ToyCaptionerArguments:
     cache_dir: str = field(default="toy_cache/captioner", metadata={"help": "Parent directory of cached captioners."})
     seed: int = field(default=0, metadata={"help": "Seed of the captioned stills and of training."})
     num_images: int = field(default=4000, metadata={"help": "Captioned still frames rendered for training."})
+    novel_action_prob: float = field(
+        default=0.75,
+        metadata={
+            "help": "Share of the training stills that show a novel action (at the world's 0.4 the captioner learned "
+            "to always leave them out)."
+        },
+    )
     num_steps: int = field(default=1000, metadata={"help": "Optimisation steps."})
     batch_size: int = field(default=48, metadata={"help": "Image-caption pairs per step."})
-    learning_rate: float = field(default=1e-3, metadata={"help": "Peak AdamW learning rate."})
+    learning_rate: float = field(default=2e-3, metadata={"help": "Peak AdamW learning rate."})
     image_size: int = field(default=64, metadata={"help": "Model input size (the caption stage must use it)."})
     patch_size: int = field(default=16, metadata={"help": "Vision patch size."})
     vision_layers: int = field(default=3, metadata={"help": "Vision transformer layers."})
@@ -117,6 +124,8 @@ class ToyCaptionerArguments:
             )
         if self.learning_rate <= 0:
             raise ValueError(f"`learning_rate` must be positive, got {self.learning_rate!r}.")
+        if not 0.0 <= self.novel_action_prob <= 1.0:
+            raise ValueError(f"`novel_action_prob` must be in [0, 1], got {self.novel_action_prob!r}.")
 
 
 def captioner_settings_hash(args: ToyCaptionerArguments, world: ToyWorldConfig) -> str:
@@ -181,6 +190,7 @@ def caption_accuracy(model, processor, pixel_values: torch.Tensor, captions: lis
 def _caption_corpus(args: ToyCaptionerArguments, world: ToyWorldConfig, count: int, seed_offset: int):
     """Stills (rendered like the base model's, from streams of their own) and their target captions."""
     still_args = ToyBaseArguments(seed=args.seed, num_images=count, batch_size=min(count, 2), num_probe_images=1)
+    world = dataclasses.replace(world, novel_action_prob=args.novel_action_prob)
     frames, _, attributes = render_caption_corpus(still_args, world, count, seed_offset=seed_offset)
     return frames, [describe_still(a) for a in attributes]
 
@@ -235,6 +245,13 @@ def _train_and_save(args: ToyCaptionerArguments, world: ToyWorldConfig, key: str
         losses.append(float(outputs.loss.detach()))
         if step % 50 == 0:
             logger.info("captioner step %d: loss %.3f", step, np.mean(losses[-50:]))
+        if step % 250 == 249:
+            logger.info(
+                "captioner step %d: %s",
+                step,
+                caption_accuracy(model, processor, probe_pixels[:96], probe_captions[:96]),
+            )
+            model.train()
     probes = caption_accuracy(model, processor, probe_pixels, probe_captions)
     logger.info("Toy captioner on held-out stills: %s", probes)
     os.makedirs(output_dir, exist_ok=True)

@@ -639,17 +639,17 @@ def draw_novel_action(canvas: np.ndarray, spec: ClipSpec, state: ObjectState, ti
     draw = ImageDraw.Draw(mask)
     x, y, radius, phase = state.x, state.y, spec.radius, spec.novel_phase
     if spec.novel_action == "orbiting":
-        reach, dot = radius * 1.3 + 5.0 * unit, 3.0 * unit
+        reach, dot = radius * 1.3 + 6.0 * unit, 4.5 * unit
         angle = phase + 0.7 * time
         cx, cy = x + reach * math.cos(angle), y + reach * math.sin(angle)
         draw.ellipse([cx - dot, cy - dot, cx + dot, cy + dot], fill=255)
     elif spec.novel_action == "waving":
-        top, base = y - radius * 1.3 - 9.0 * unit, y - radius * 1.3 - 1.0 * unit
-        draw.line([(x, base), (x, top)], fill=255, width=max(int(round(1.5 * unit)), 1))
+        top, base = y - radius * 1.3 - 11.0 * unit, y - radius * 1.3 - 1.0 * unit
+        draw.line([(x, base), (x, top)], fill=255, width=max(int(round(2.0 * unit)), 1))
         swing = 4.0 * unit * math.sin(phase + 1.6 * time)
-        draw.polygon([(x, top), (x + 9.0 * unit, top + 2.5 * unit + swing), (x, top + 5.0 * unit)], fill=255)
+        draw.polygon([(x, top), (x + 13.0 * unit, top + 4.0 * unit + swing), (x, top + 9.0 * unit)], fill=255)
     else:  # leaking
-        fall, drop = 12.0 * unit, 2.2 * unit
+        fall, drop = 14.0 * unit, 3.5 * unit
         for k in range(2):
             offset = (2.0 * unit * time + phase / (2 * math.pi) * fall + k * fall / 2) % fall
             cy = y + radius * 1.3 + 2.0 * unit + offset
