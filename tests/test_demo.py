@@ -35,6 +35,8 @@ def test_reduced_demo_runs_end_to_end_and_beats_the_base_model(tmp_path, capsys)
             "150",
             "--train_batch_size",
             "16",
+            "--captioner_steps",
+            "600",
             "--compare_paper_matching",
             "false",
         ]

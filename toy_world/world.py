@@ -606,11 +606,16 @@ def draw_motion_marks(
                 fill=255,
                 width=width,
             )
-    alpha = np.asarray(mask, dtype=np.float32)[..., None] * (spec.action_visibility / 255.0)
+    paint_mask(canvas, mask, TOY_MARK_INKS[action], spec.action_visibility)
+
+
+def paint_mask(canvas: np.ndarray, mask, ink: tuple[float, float, float], opacity: float = 1.0) -> None:
+    """Blend `ink` into `canvas` in place where the PIL "L" `mask` is drawn, at `opacity`."""
+    alpha = np.asarray(mask, dtype=np.float32)[..., None] * (opacity / 255.0)
     if not alpha.any():
         return
     canvas *= 1.0 - alpha
-    canvas += alpha * np.asarray(TOY_MARK_INKS[action], dtype=np.float32)
+    canvas += alpha * np.asarray(ink, dtype=np.float32)
 
 
 # Appearance words of each novel action's element, and its ink (kept apart from the object colours and mark inks).
@@ -654,11 +659,7 @@ def draw_novel_action(canvas: np.ndarray, spec: ClipSpec, state: ObjectState, ti
             offset = (2.0 * unit * time + phase / (2 * math.pi) * fall + k * fall / 2) % fall
             cy = y + radius * 1.3 + 2.0 * unit + offset
             draw.ellipse([x - drop, cy - drop, x + drop, cy + drop], fill=255)
-    alpha = np.asarray(mask, dtype=np.float32)[..., None] / 255.0
-    if not alpha.any():
-        return
-    canvas *= 1.0 - alpha
-    canvas += alpha * np.asarray(TOY_NOVEL_INKS[spec.novel_action], dtype=np.float32)
+    paint_mask(canvas, mask, TOY_NOVEL_INKS[spec.novel_action])
 
 
 def render_frame(
