@@ -498,16 +498,21 @@ def caption_verb_counts(bags_dir: Path, top: int = 12) -> dict:
 MAXI_ROWS = (("maxi", "MAXI, refined matching"), ("maxi_paper_matching", "MAXI, paper's matching"))
 
 
+def _cell(metrics: dict) -> str:
+    """Top-1, with top-5 in parentheses where the label set has more than 5 classes."""
+    return f"{metrics['top1']:.1f}" + (f" ({metrics['top5']:.1f})" if "top5" in metrics else "")
+
+
 def format_table(results: dict, args: DemoArguments) -> str:
     """Markdown table of top-1 (top-5) per model and evaluation set, and the matching accuracy of each build."""
     label_sets = [name for name, _, _ in EVALUATION_SETS if name in results["base"]]
     rows = ["| model | " + " | ".join(label_sets) + " |", "|---" * (len(label_sets) + 1) + "|"]
     models = [("base", "base (object-biased CLIP)")] + [row for row in MAXI_ROWS if row[0] in results]
     for key, title in models:
-        cells = [f"{results[key][s]['top1']:.1f} ({results[key][s]['top5']:.1f})" for s in label_sets]
+        cells = [_cell(results[key][s]) for s in label_sets]
         rows.append(f"| {title} | " + " | ".join(cells) + " |")
     rows.append("")
-    rows.append("Top-1 (top-5) zero-shot accuracy in %; novel actions: over the novel actions' names only.")
+    rows.append("Top-1 (top-5) zero-shot accuracy in %; novel actions: top-1 over the 3 novel actions' names.")
     for key, title in MAXI_ROWS:
         if key not in results:
             continue
