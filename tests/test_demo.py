@@ -34,6 +34,8 @@ def caption_verb_rates(output_dir: Path) -> dict[str, tuple[float, float]]:
     return rates
 
 
+# Over the suite's 600 s: with the captioner it ran past 600 s on 2 CPU cores shared with other jobs (2026-12-04).
+@pytest.mark.timeout(1500)
 def test_reduced_demo_runs_end_to_end_and_beats_the_base_model(tmp_path, capsys):
     """The main job with fewer clips and fine-tuning steps and without the paper's-matching comparison (the base model
     and the captioner are the demo's own, trained here in about 5 CPU minutes): it completes, captions enter the bags,
