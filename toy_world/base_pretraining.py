@@ -171,7 +171,11 @@ def settings_hash(args: ToyBaseArguments, world: ToyWorldConfig) -> str:
         "world_dir",
     }  # these do not change the trained model
     settings = settings_for_cache_key({k: v for k, v in dataclasses.asdict(args).items() if k not in skip})
-    versions = {"pretrain": PRETRAIN_FORMAT_VERSION, "world": WORLD_FORMAT_VERSION}
+    return cache_key({"pretrain": PRETRAIN_FORMAT_VERSION, "world": WORLD_FORMAT_VERSION}, settings, rendering)
+
+
+def cache_key(versions: dict, settings: dict, rendering: dict) -> str:
+    """16 hex digits of the SHA-256 of a cached model's format versions, training settings and world rendering."""
     payload = json.dumps({"version": versions, "args": settings, "world": rendering}, sort_keys=True)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 

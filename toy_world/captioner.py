@@ -22,7 +22,6 @@ Usage::
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -38,6 +37,7 @@ from modeling_maxi.cli import parse_script_arguments
 from toy_world.base_pretraining import (
     _RENDERING_FIELDS,
     ToyBaseArguments,
+    cache_key,
     cosine_with_warmup,
     load_world_config,
     render_caption_corpus,
@@ -132,9 +132,7 @@ def captioner_settings_hash(args: ToyCaptionerArguments, world: ToyWorldConfig) 
     """Cache key: every training setting plus the world settings that change how frames look."""
     rendering = settings_for_cache_key({name: getattr(world, name) for name in _RENDERING_FIELDS})
     settings = {k: v for k, v in dataclasses.asdict(args).items() if k not in ("cache_dir", "force", "world_dir")}
-    versions = {"captioner": CAPTIONER_FORMAT_VERSION, "world": WORLD_FORMAT_VERSION}
-    payload = json.dumps({"version": versions, "args": settings, "world": rendering}, sort_keys=True)
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+    return cache_key({"captioner": CAPTIONER_FORMAT_VERSION, "world": WORLD_FORMAT_VERSION}, settings, rendering)
 
 
 def describe_still(attributes: dict[str, str]) -> str:
