@@ -14,41 +14,83 @@ from toy_world.demo import DemoArguments, main
 from toy_world.world import TOY_ACTION_CONTEXT
 
 
+def caption_verb_rates(output_dir: Path) -> dict[str, tuple[float, float]]:
+    """Per novel action, the share of kept bags holding its verb among the clips that show it and among the others
+    (from the world's ground truth)."""
+    from modeling_maxi.text_bags.publishing import load_text_bags
+
+    world = json.loads((output_dir / "world" / "world.json").read_text())
+    shown = {record["path"]: record["spec"]["novel_action"] for record in world["splits"]["train"]}
+    bags = load_text_bags(output_dir / "text_bags", "dictionary")
+    rows = [
+        (next(value for key, value in shown.items() if path.endswith(key)), set(bag_verbs or []))
+        for path, bag_verbs in zip(bags["video_path"], bags["caption_verbs"])
+    ]
+    rates = {}
+    for action, verb in (("orbiting", "orbit"), ("waving", "wave"), ("leaking", "leak")):
+        with_it = [verb in verbs for shown_action, verbs in rows if shown_action == action]
+        without = [verb in verbs for shown_action, verbs in rows if shown_action != action]
+        rates[action] = (sum(with_it) / max(len(with_it), 1), sum(without) / max(len(without), 1))
+    return rates
+
+
+# Over the suite's 600 s: with the captioner it ran past 600 s on 2 CPU cores shared with other jobs (2026-12-04).
+@pytest.mark.timeout(1500)
 def test_reduced_demo_runs_end_to_end_and_beats_the_base_model(tmp_path, capsys):
-    """The main job with fewer clips and fine-tuning steps (the base model is the demo's own, pretrained here in about
-    4 CPU minutes): it completes, exports a Hub-ready model, and MAXI's held-out zero-shot top-1 beats the base's."""
+    """The main job with fewer clips and fine-tuning steps and without the paper's-matching comparison (the base model
+    and the captioner are the demo's own, trained here in about 5 CPU minutes): it completes, captions enter the bags,
+    it exports a Hub-ready model, and MAXI's held-out zero-shot top-1 beats the base's on the dictionary actions (on
+    the novel actions, which no label or match names, it does not yet: see below)."""
     results = main(
         [
             "--output_dir",
             str(tmp_path / "demo"),
             "--base_cache_dir",
-            str(tmp_path / "base_cache"),
+            str(tmp_path / "cache" / "toy_base"),
             "--num_train_videos",
             "600",
             "--num_test_videos",
             "150",
+            "--num_test_novel_videos",
+            "90",
             "--train_steps",
             "150",
             "--train_batch_size",
             "16",
+            "--captioner_steps",
+            "600",
+            "--compare_paper_matching",
+            "false",
         ]
     )
     printed = capsys.readouterr().out
-    assert "| MAXI (unsupervised fine-tuning) | dictionary names |" in printed
+    assert "| MAXI, refined matching |" in printed and "paper's matching |" not in printed
     assert "CLIP matching accuracy after 10 gaussian refinement steps and filtering (p = 0.9 by margin)" in printed
     saved = json.loads((tmp_path / "demo" / "demo_results.json").read_text())
     assert saved["maxi"] == results["maxi"]
     assert saved["text_bag_stats"]["llm_requests"] == saved["text_bag_stats"]["distinct_matched_classes"]
     assert saved["text_bag_stats"]["refinement_changed_matches"] > 0
-    assert saved["matching"]["kept_videos"] == 540  # p = 0.9 of 600 unlabeled clips
+    assert saved["matching"]["maxi"]["kept_videos"] == 540  # p = 0.9 of 600 unlabeled clips
+    assert (tmp_path / "cache" / "toy_captioner").is_dir()  # cached beside the base model
+    verbs = saved["caption_verbs"]["maxi"]
+    assert verbs["videos_with_caption_verbs"] > 100, verbs  # 40% of the clips show a novel action
+    assert {"orbit", "wave", "leak"} & set(verbs["verbs"]), verbs
     for model in ("base", "maxi"):
         for label_set in ("dictionary names", "held-out phrasings"):
             metrics = results[model][label_set]
             assert 0.0 <= metrics["top1"] <= metrics["top5"] <= 100.0
-    # the paper's claim, on the toy world: unsupervised fine-tuning improves held-out zero-shot top-1 (measured here on
-    # 2026-12-01: 47.3 -> 69.3, and 54.7 -> 67.3 with --seed 1; the margin leaves room for other CPUs' numerics)
+        assert 0.0 <= results[model]["novel actions"]["top1"] <= 100.0
+    # the paper's claim, on the toy world: unsupervised fine-tuning improves held-out zero-shot top-1 on the dictionary
+    # actions (seed 0 of the full demo: 54.0 -> 82.7)
     base_top1, maxi_top1 = results["base"]["dictionary names"]["top1"], results["maxi"]["dictionary names"]["top1"]
     assert maxi_top1 > base_top1 + 5.0, (base_top1, maxi_top1)
+    # novel actions: the base knows their names (3 names, chance 33%) and fine-tuning keeps them; MAXI beating the
+    # base there is NOT reached yet (full demo, seed 0: 59.3 -> 59.3; benchmarks/RESULTS.md), so it is not asserted
+    base_novel, maxi_novel = results["base"]["novel actions"]["top1"], results["maxi"]["novel actions"]["top1"]
+    assert base_novel > 40.0 and maxi_novel > base_novel - 10.0, (base_novel, maxi_novel)
+    # the captions name the novel action a clip shows far more often than one it does not show
+    for action, (shown, not_shown) in caption_verb_rates(tmp_path / "demo").items():
+        assert shown > 0.5 and shown > 2 * not_shown, (action, shown, not_shown)
     # the exported folder is Hub-ready: it loads through the Auto classes
     assert type(AutoModel.from_pretrained(results["maxi_model"])).__name__ == "MaxiVideoCLIPModel"
 
@@ -192,18 +234,33 @@ def test_match_refinement_reaches_the_pipeline_and_the_table(tmp_path, monkeypat
     args = DemoArguments(
         output_dir=str(tmp_path), match_refinement_steps=4, match_refinement_method="kmeans", filter_score="similarity"
     )
-    demo.build_text_bags(args, tmp_path / "world", tmp_path / "base")
+    demo.build_text_bags(args, tmp_path / "world", tmp_path / "base", "/captioners/toy")
     build_args = received[0]
     assert build_args.match_refinement_steps == 4
     assert build_args.match_refinement_method == "kmeans"
     assert build_args.filter_score == "similarity"
-    metrics = {"dictionary names": {"top1": 50.0, "top5": 90.0}}
+    assert build_args.captioner == "/captioners/toy" and build_args.caption_image_size == 64
+    # the paper's-matching build reuses the first build's stages (its matching) in a folder of its own
+    (tmp_path / "text_bags" / "stages" / "match").mkdir(parents=True)
+    demo.build_text_bags(args, tmp_path / "world", tmp_path / "base", "none", "text_bags_paper_matching")
+    assert (tmp_path / "text_bags_paper_matching" / "stages" / "match").is_dir()
+    assert received[1].output_dir == str(tmp_path / "text_bags_paper_matching")
+    metrics = {"dictionary names": {"top1": 50.0, "top5": 90.0}, "novel actions": {"top1": 40.0}}
     matching = {"kept_videos": 10, "matching_accuracy": 0.7}
-    table = demo.format_table(
-        metrics, metrics, matching, 0.5, "similarity", refinement_steps=4, refinement_method="kmeans"
-    )
-    assert "after 4 kmeans refinement steps and filtering (p = 0.5 by similarity): 70.0% of 10 kept videos" in table
-    assert "refinement" not in demo.format_table(metrics, metrics, matching, 0.5, "margin")
+    verbs = {"videos_with_caption_verbs": 3, "kept_videos": 10, "verbs": {"orbit": 3}}
+    results = {
+        "base": metrics,
+        "maxi": metrics,
+        "maxi_paper_matching": metrics,
+        "matching": {"maxi": matching, "maxi_paper_matching": matching},
+        "caption_verbs": {"maxi": verbs, "maxi_paper_matching": verbs},
+    }
+    table = demo.format_table(results, args)
+    assert "| model | dictionary names | novel actions |" in table
+    assert "| MAXI, paper's matching | 50.0 (90.0) | 40.0 |" in table  # no top-5 over 3 novel actions
+    assert "after 4 kmeans refinement steps and filtering (p = 0.9 by similarity): 70.0% of 10 kept videos" in table
+    assert "MAXI, paper's matching: CLIP matching accuracy after filtering" in table
+    assert "3 bags hold caption verbs" in table
 
 
 def test_benchmarks_take_demo_settings_with_the_demos_defaults_and_choices():

@@ -22,6 +22,8 @@ from toy_world.world import (
     TOY_COLORS,
     TOY_MARK_DESCRIPTIONS,
     TOY_MARK_INKS,
+    TOY_NOVEL_ACTIONS,
+    TOY_NOVEL_INKS,
     ClipSpec,
     ToyWorldConfig,
     frame_attributes,
@@ -34,7 +36,7 @@ from toy_world.world import (
     sample_split_specs,
 )
 
-SMALL = {"num_train": 10, "num_test": 10, "num_frames": 6, "frame_size": 32}
+SMALL = {"num_train": 10, "num_test": 10, "num_test_novel": 6, "num_frames": 6, "frame_size": 32}
 
 
 def _decode(path):
@@ -235,6 +237,50 @@ def test_split_files_follow_the_protocol_and_match_the_specs(small_world):
     assert manifest["settings_hash"] == config.settings_hash()
 
 
+def test_novel_action_clips_are_labelled_by_the_novel_actions_only(small_world):
+    directory, config, _ = small_world
+    novel = load_world_specs(directory, "test_novel")
+    assert len(novel) == config.num_test_novel
+    assert sorted(label for _, label, _ in novel) == [0, 0, 1, 1, 2, 2]  # balanced over the novel actions
+    for path, label, spec in novel:
+        assert path.startswith("videos/test_novel/") and TOY_NOVEL_ACTIONS[label] == spec.novel_action
+        assert spec.action in TOY_ACTION_DICTIONARY  # beside a dictionary action, as in the training clips
+    names = (directory / "labels" / "novel_actions.csv").read_text().splitlines()[1:]
+    assert names == [f"{i},{a}" for i, a in enumerate(TOY_NOVEL_ACTIONS)]
+    assert not set(TOY_NOVEL_ACTIONS) & set(TOY_ACTION_DICTIONARY)
+    # the training clips' labels (used for evaluation only) never name a novel action
+    assert all(TOY_ACTION_DICTIONARY[label] == spec.action for _, label, spec in load_world_specs(directory, "train"))
+
+
+def test_training_clips_show_novel_actions_unlabelled_at_the_set_rate():
+    config = ToyWorldConfig(seed=0, num_train=600, num_test=0, num_test_novel=0, num_frames=4, frame_size=32)
+    specs = sample_split_specs(config, "train")
+    shown = [spec.novel_action for spec in specs if spec.novel_action]
+    assert 0.33 < len(shown) / len(specs) < 0.47  # novel_action_prob 0.4
+    assert set(shown) == set(TOY_NOVEL_ACTIONS)
+    none = sample_split_specs(dataclasses.replace(config, novel_action_prob=0.0), "train")
+    assert not any(spec.novel_action for spec in none)
+    # the secondary action has a stream of its own: the scenes themselves are those of the world without it
+    assert [dataclasses.replace(s, novel_action="", novel_phase=0.0) for s in specs] == none
+    with pytest.raises(ValueError, match="novel_action_prob"):
+        ToyWorldConfig(novel_action_prob=1.5)
+    with pytest.raises(ValueError, match="'juggling'"):
+        dataclasses.replace(specs[0], novel_action="juggling")
+
+
+@pytest.mark.parametrize("novel_action", TOY_NOVEL_ACTIONS)
+def test_novel_actions_are_drawn_in_their_ink_and_move(novel_action):
+    config = ToyWorldConfig(noise_std=0.0, trail_length=0)
+    spec = sample_clip_spec(np.random.default_rng(1), "spinning", 64, 16, novel_action=novel_action)
+    bare = render_clip(dataclasses.replace(spec, novel_action=""), config).astype(float)
+    shown = render_clip(spec, config).astype(float)
+    drawn = np.abs(shown - bare).max(axis=-1) > 40  # (T, H, W)
+    assert drawn.sum(axis=(1, 2)).min() > 10  # in every frame
+    ink = np.asarray(TOY_NOVEL_INKS[novel_action])
+    assert np.abs(shown[drawn] - ink * spec.brightness).max(axis=-1).mean() < 30
+    assert (drawn[0] != drawn[3]).sum() > 5  # it moves over the clip
+
+
 def test_mp4_files_decode_to_the_rendered_frames(small_world):
     directory, config, _ = small_world
     path, _, spec = load_world_specs(directory, "test")[0]
@@ -431,8 +477,8 @@ def test_action_visibility_is_validated_and_keys_the_world_hash_only_when_used()
         dataclasses.replace(sample_clip_spec(np.random.default_rng(0), "growing", 64, 16), action_visibility=-0.1)
     default = ToyWorldConfig()
     # The default leaves the hash of worlds made before the setting existed (and their cached base models) intact:
-    # this is the hash of the demo's seed-1 world of format 4, generated before the setting was added.
-    assert ToyWorldConfig(seed=1, num_train=1500, num_test=300).settings_hash() == "b26be031b3d2a9d2"
+    # this is the hash of the demo's seed-1 world of format 5 (novel actions; format 4's was b26be031b3d2a9d2).
+    assert ToyWorldConfig(seed=1, num_train=1500, num_test=300).settings_hash() == "cf7dd1ac4b1e61e0"
     assert dataclasses.replace(default, min_action_visibility=0.5).settings_hash() != default.settings_hash()
 
 
@@ -449,14 +495,70 @@ def test_clear_stills_render_the_pretraining_corpus_of_a_fully_visible_world():
     assert not np.array_equal(faded_frames, clear_frames)
     np.testing.assert_array_equal(kept_frames, clear_frames)
     # Cache keys: the new settings enter only when used, so base models cached before they existed stay valid
-    # (these are the keys of the demo's seed-1 base models of world format 4: captions describing the marks in 90%
+    # (these are the keys of the demo's seed-1 base models of world format 5: captions describing the marks in 90%
     # of the stills, the default since 2026-12-01, and in 60%, the earlier default).
     demo_world = dataclasses.replace(clear_world, num_frames=16)
-    assert settings_hash(ToyBaseArguments(seed=1), demo_world) == "bc04057876ed50bd"
-    assert settings_hash(ToyBaseArguments(seed=1, mark_caption_prob=0.6), demo_world) == "dfb19aa45184dea2"
+    assert settings_hash(ToyBaseArguments(seed=1), demo_world) == "86c662e9af06cd14"
+    assert settings_hash(ToyBaseArguments(seed=1, mark_caption_prob=0.6), demo_world) == "abaeb920593233ca"
     faded_demo_world = dataclasses.replace(demo_world, min_action_visibility=0.2)
     keys = {
         settings_hash(ToyBaseArguments(seed=1), faded_demo_world),
         settings_hash(ToyBaseArguments(seed=1, clear_stills=True), faded_demo_world),
     }
-    assert len(keys) == 2 and "bc04057876ed50bd" not in keys
+    assert len(keys) == 2 and "86c662e9af06cd14" not in keys
+
+
+# ----------------------------------------------------------------------------- novel actions in captions
+
+
+def test_base_captions_name_novel_actions_as_often_as_dictionary_actions():
+    from toy_world.base_pretraining import ToyBaseArguments, render_caption_corpus
+
+    args = ToyBaseArguments(seed=0, num_images=400, batch_size=8)
+    _, captions, attributes = render_caption_corpus(args, ToyWorldConfig(num_frames=8), 400)
+    shown = [(c, a["novel_action"]) for c, a in zip(captions, attributes) if a["novel_action"]]
+    assert 0.3 < len(shown) / len(captions) < 0.5
+    named = np.mean([caption.split(".")[0].endswith(novel) or f" {novel} " in caption for caption, novel in shown])
+    assert 0.15 < named < 0.45  # action_caption_prob 0.3: the base knows the names, weakly, as it knows the others
+    for caption, attrs in zip(captions, attributes):
+        for novel in TOY_NOVEL_ACTIONS:
+            if novel != attrs["novel_action"]:
+                assert novel not in caption
+
+
+def test_captioner_targets_name_only_the_novel_action_and_fit_its_vocabulary():
+    from toy_world.captioner import NOVEL_CAPTION_PHRASES, ToyCaptionerArguments, build_captioner, describe_still
+
+    _, processor = build_captioner(ToyCaptionerArguments(width=64, vision_layers=1, text_layers=1))
+    rng = np.random.default_rng(0)
+    for novel in ("", *TOY_NOVEL_ACTIONS):
+        spec = sample_clip_spec(rng, "moving left", 64, 16, novel_action=novel or None)
+        caption = describe_still(frame_attributes(spec, 3, ToyWorldConfig()))
+        assert (NOVEL_CAPTION_PHRASES.get(novel, "@") in caption) == bool(novel)
+        assert "moving" not in caption and "left" not in caption  # the dictionary's motions are never described
+        ids = processor.tokenizer(caption)["input_ids"]
+        assert processor.tokenizer.unk_token_id not in ids
+        assert processor.tokenizer.decode(ids, skip_special_tokens=True).replace(" .", ".") == caption
+
+
+def test_toy_captioner_trains_caches_and_runs_in_the_real_caption_stage(tmp_path):
+    """A few steps only: it must save a BLIP checkpoint that the build's caption stage loads and runs on an mp4."""
+    from modeling_maxi.text_bags.captioning import caption_videos_batch
+    from toy_world.captioner import SETTINGS_FILE, ToyCaptionerArguments, train_toy_captioner
+
+    args = ToyCaptionerArguments(
+        cache_dir=str(tmp_path), num_images=32, num_steps=3, batch_size=8, width=64, vision_layers=1, text_layers=1
+    )
+    world = ToyWorldConfig(seed=3, **SMALL)
+    model_dir = train_toy_captioner(args, world)
+    assert os.path.isfile(os.path.join(model_dir, SETTINGS_FILE))
+    stamp = os.path.getmtime(os.path.join(model_dir, SETTINGS_FILE))
+    assert train_toy_captioner(args, world) == model_dir  # cached
+    assert os.path.getmtime(os.path.join(model_dir, SETTINGS_FILE)) == stamp
+    directory = tmp_path / "world"
+    generate_toy_world(directory, world)
+    path = str(directory / load_world_specs(directory, "train")[0][0])
+    captioned = caption_videos_batch(
+        {"video_path": [path]}, captioner=model_dir, num_frames=2, image_size=64, max_new_tokens=5, decode_workers=1
+    )
+    assert len(captioned["captions"][0]) == 2 and all(isinstance(c, str) for c in captioned["captions"][0])

@@ -40,6 +40,8 @@ from toy_world.world import (
     TOY_ACTION_DICTIONARY,
     TOY_CAPTION_TEMPLATES,
     TOY_COLORS,
+    TOY_NOVEL_ACTIONS,
+    TOY_NOVEL_DESCRIPTIONS,
     TOY_SHAPES,
     WORLD_FORMAT_VERSION,
     ToyWorldConfig,
@@ -169,7 +171,11 @@ def settings_hash(args: ToyBaseArguments, world: ToyWorldConfig) -> str:
         "world_dir",
     }  # these do not change the trained model
     settings = settings_for_cache_key({k: v for k, v in dataclasses.asdict(args).items() if k not in skip})
-    versions = {"pretrain": PRETRAIN_FORMAT_VERSION, "world": WORLD_FORMAT_VERSION}
+    return cache_key({"pretrain": PRETRAIN_FORMAT_VERSION, "world": WORLD_FORMAT_VERSION}, settings, rendering)
+
+
+def cache_key(versions: dict, settings: dict, rendering: dict) -> str:
+    """16 hex digits of the SHA-256 of a cached model's format versions, training settings and world rendering."""
     payload = json.dumps({"version": versions, "args": settings, "world": rendering}, sort_keys=True)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
@@ -186,6 +192,7 @@ _RENDERING_FIELDS = (
     "motion_marks",
     "mark_width",
     "min_action_visibility",
+    "novel_action_prob",
 )
 
 
@@ -224,6 +231,14 @@ def caption_frame(
     phrase = " ".join(words)
     if attributes.get("marks") and rng.random() < mark_caption_prob:
         phrase += " " + attributes["marks"]
+    novel = attributes.get("novel_action")
+    if novel:
+        # A still showing a novel action's element: described in appearance words, and named as often as the
+        # dictionary actions are (real CLIP knows "waving" from its web captions as well as "archery").
+        if rng.random() < mark_caption_prob:
+            phrase += " " + TOY_NOVEL_DESCRIPTIONS[novel]
+        if rng.random() < action_caption_prob:
+            phrase += " " + novel
     tail = None
     if rng.random() < action_caption_prob:
         options = action_phrasings(attributes["action"])
@@ -272,6 +287,7 @@ def render_caption_corpus(
             world.object_scale,
             world.context_bias,
             1.0 if args.clear_stills else world.min_action_visibility,
+            world.novel_action_prob,
         )
         time_index = int(rng.integers(world.num_frames))
         background = render_background(spec.background, world.frame_size, spec.background_seed)
@@ -334,7 +350,8 @@ def probe_still_accuracy(
     pixel_values: torch.Tensor,
     attributes: list[dict[str, str]],
 ) -> dict[str, float]:
-    """Zero-shot accuracy on held-out stills for colour, shape and action ("a photo of a {}."): objects vs actions."""
+    """Zero-shot accuracy on held-out stills for colour, shape, action and novel action ("a photo of a {}."): objects
+    vs actions (the novel probe only over the stills that show one)."""
     model.eval()
     image_embeds = torch.cat([model.get_image_features(pixel_values=c).pooler_output for c in pixel_values.split(512)])
     image_embeds = torch.nn.functional.normalize(image_embeds, dim=-1)
@@ -342,15 +359,16 @@ def probe_still_accuracy(
         "color": ([f"{c} shape" for c in TOY_COLORS], list(TOY_COLORS)),
         "shape": (list(TOY_SHAPES), list(TOY_SHAPES)),
         "action": (list(TOY_ACTION_DICTIONARY), list(TOY_ACTION_DICTIONARY)),
+        "novel_action": (list(TOY_NOVEL_ACTIONS), list(TOY_NOVEL_ACTIONS)),
     }
     results = {}
     for key, (names, values) in probes.items():
         text = processor.tokenizer([f"a photo of a {name}." for name in names], padding=True, return_tensors="pt")
         text_embeds = torch.nn.functional.normalize(model.get_text_features(**text).pooler_output, dim=-1)
         predicted = (image_embeds @ text_embeds.T).argmax(-1)
-        truth = torch.tensor([values.index(a[key]) for a in attributes])
-        visible = torch.tensor([a["visible"] == "yes" for a in attributes])
-        results[f"still_{key}_top1"] = float((predicted == truth)[visible].float().mean())
+        truth = torch.tensor([values.index(a[key]) if a[key] in values else -1 for a in attributes])
+        visible = torch.tensor([a["visible"] == "yes" for a in attributes]) & (truth >= 0)
+        results[f"still_{key}_top1"] = float((predicted == truth)[visible].float().mean()) if visible.any() else 0.0
     return results
 
 

@@ -9,6 +9,12 @@ Each frame carries its own motion cue, a short fading trail of the object's prev
 blur and pose in real footage). A still-image model can therefore read the action from one frame if it ever learned the
 cue; the object-biased base model mostly did not (see ``toy_world/base_pretraining.py``).
 
+Novel actions (`TOY_NOVEL_ACTIONS`: orbiting, waving, leaking) are not in the dictionary: a clip shows one as a
+*secondary* motion beside its dictionary action (a dot orbiting the object, a flag waving above it, oil leaking below
+it), with probability ``novel_action_prob`` in the training and dictionary test clips, and always in the
+``test_novel`` clips. No label or split file of the training clips says so, as K400 clips show people waving or chewing
+without a label; the matching only ever names dictionary actions.
+
 Output layout (``output_dir``)::
 
     videos/train/train_00000.mp4 ...      unlabeled training clips (labels only in the split file, for evaluation)
@@ -16,6 +22,8 @@ Output layout (``output_dir``)::
     splits/train.txt, splits/test.txt     protocol format: ``videos/<split>/<name>.mp4 <label id>``
     labels/actions.csv                    the action dictionary (``id,name``)
     labels/actions_heldout.csv            held-out phrasings of the same classes (``id,name``)
+    videos/test_novel/test_novel_00000.mp4 ...   held-out clips of the novel actions
+    splits/test_novel.txt, labels/novel_actions.csv   their labels, ids into the novel actions (never in the dictionary)
     world.json                            settings, settings hash and per-clip scene specs
 
 Usage::
@@ -89,12 +97,16 @@ TOY_CAPTION_TEMPLATES: tuple[str, ...] = (
     "a {}.",
     "a rendering of a {}.",
 )
+# Actions outside the dictionary, shown only as a secondary motion (see the module docstring and `draw_novel_action`).
+TOY_NOVEL_ACTIONS: tuple[str, ...] = ("orbiting", "waving", "leaking")
 #: Settings added after world format 4, with their neutral values: cache keys (of worlds and of the base models
 #: pretrained on them) include such a setting only when it differs from its neutral value, so that everything cached
 #: before the setting existed keeps its key. See `settings_for_cache_key`.
 LATER_SETTING_DEFAULTS = {"min_action_visibility": 1.0, "clear_stills": False}
 ACTION_VISIBILITY_STREAM = 7  # keys the per-clip action visibility stream (see `sample_clip_spec`)
-WORLD_FORMAT_VERSION = 4  # bump whenever rendering changes: it keys the cached worlds and base models
+NOVEL_ACTION_STREAM = 8  # keys the per-clip secondary (novel) action stream
+WORLD_FORMAT_VERSION = 5
+SPLITS = ("train", "test", "test_novel")  # bump whenever rendering changes: it keys the cached worlds and base models
 
 
 @dataclass
@@ -121,6 +133,9 @@ class ToyWorldConfig:
         min_action_visibility: each clip draws how visible its action is (the opacity of its motion marks and trail)
             uniformly from ``[min_action_visibility, 1]``: the toy analogue of real clips that show their action
             clearly or barely. 1 (the default) draws every clip's marks and trail at full strength.
+        novel_action_prob: probability that a training (or dictionary test) clip also shows one of
+            `TOY_NOVEL_ACTIONS` as a secondary motion, unlabelled.
+        num_test_novel: held-out clips of the novel actions (each shows one, beside a random dictionary action).
     """
 
     seed: int = field(default=0, metadata={"help": "Master seed of the world."})
@@ -148,8 +163,14 @@ class ToyWorldConfig:
         metadata={"help": "Lowest per-clip opacity of the motion marks and trail (drawn uniformly up to 1)."},
     )
 
+    novel_action_prob: float = field(
+        default=0.4,
+        metadata={"help": "Probability that a training clip also shows a novel action as a secondary motion."},
+    )
+    num_test_novel: int = field(default=150, metadata={"help": "Held-out clips of the novel actions."})
+
     def __post_init__(self):
-        for name in ("num_train", "num_test"):
+        for name in ("num_train", "num_test", "num_test_novel"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"`{name}` must be a non-negative integer, got {value!r}.")
@@ -177,6 +198,8 @@ class ToyWorldConfig:
             raise ValueError(f"`mark_width` must be in [1, 8], got {self.mark_width!r}.")
         if not 0.0 <= self.min_action_visibility <= 1.0:
             raise ValueError(f"`min_action_visibility` must be in [0, 1], got {self.min_action_visibility!r}.")
+        if not 0.0 <= self.novel_action_prob <= 1.0:
+            raise ValueError(f"`novel_action_prob` must be in [0, 1], got {self.novel_action_prob!r}.")
         if not isinstance(self.crf, int) or not 0 <= self.crf <= 51:
             raise ValueError(f"`crf` must be an integer in [0, 51], got {self.crf!r}.")
 
@@ -221,10 +244,14 @@ class ClipSpec:
     background_seed: int = 0
     brightness: float = 1.0
     action_visibility: float = 1.0
+    novel_action: str = ""
+    novel_phase: float = 0.0
 
     def __post_init__(self):
         if self.action not in TOY_ACTION_DICTIONARY:
             raise ValueError(f"Unknown action {self.action!r}; expected one of {TOY_ACTION_DICTIONARY}.")
+        if self.novel_action and self.novel_action not in TOY_NOVEL_ACTIONS:
+            raise ValueError(f"Unknown novel action {self.novel_action!r}; expected '' or one of {TOY_NOVEL_ACTIONS}.")
         if self.shape not in TOY_SHAPES:
             raise ValueError(f"Unknown shape {self.shape!r}; expected one of {TOY_SHAPES}.")
         if self.color not in TOY_COLORS:
@@ -258,12 +285,15 @@ def sample_clip_spec(
     object_scale: float = 1.0,
     context_bias: float = 0.0,
     min_action_visibility: float = 1.0,
+    novel_action_prob: float = 0.0,
+    novel_action: str | None = None,
 ) -> ClipSpec:
     """Draw a random scene for `action` (shape, colour, texture, background, start and motion parameters).
 
     With `min_action_visibility` < 1 the clip's action visibility (opacity of its marks and trail) is drawn
     uniformly from ``[min_action_visibility, 1]`` from a stream of its own, so every other draw matches the world
-    without it.
+    without it. A secondary novel action (`novel_action`, or with probability `novel_action_prob` a random one of
+    `TOY_NOVEL_ACTIONS`) is drawn from another stream of its own.
     """
     if action not in TOY_ACTION_DICTIONARY:
         raise ValueError(f"Unknown action {action!r}; expected one of {TOY_ACTION_DICTIONARY}.")
@@ -349,6 +379,12 @@ def sample_clip_spec(
         # Its own stream, keyed by the scene: the main stream, and with it every scene of the split, is unchanged.
         visibility_rng = np.random.default_rng([spec["background_seed"], ACTION_VISIBILITY_STREAM])
         spec["action_visibility"] = float(visibility_rng.uniform(min_action_visibility, 1.0))
+    if novel_action or novel_action_prob > 0:
+        novel_rng = np.random.default_rng([spec["background_seed"], NOVEL_ACTION_STREAM])
+        if novel_action is None and novel_rng.random() < novel_action_prob:
+            novel_action = TOY_NOVEL_ACTIONS[novel_rng.integers(len(TOY_NOVEL_ACTIONS))]
+        spec["novel_action"] = novel_action or ""
+        spec["novel_phase"] = float(novel_rng.uniform(0, 2 * math.pi))
     return ClipSpec(**spec)
 
 
@@ -570,11 +606,60 @@ def draw_motion_marks(
                 fill=255,
                 width=width,
             )
-    alpha = np.asarray(mask, dtype=np.float32)[..., None] * (spec.action_visibility / 255.0)
+    paint_mask(canvas, mask, TOY_MARK_INKS[action], spec.action_visibility)
+
+
+def paint_mask(canvas: np.ndarray, mask, ink: tuple[float, float, float], opacity: float = 1.0) -> None:
+    """Blend `ink` into `canvas` in place where the PIL "L" `mask` is drawn, at `opacity`."""
+    alpha = np.asarray(mask, dtype=np.float32)[..., None] * (opacity / 255.0)
     if not alpha.any():
         return
     canvas *= 1.0 - alpha
-    canvas += alpha * np.asarray(TOY_MARK_INKS[action], dtype=np.float32)
+    canvas += alpha * np.asarray(ink, dtype=np.float32)
+
+
+# Appearance words of each novel action's element, and its ink (kept apart from the object colours and mark inks).
+TOY_NOVEL_DESCRIPTIONS: dict[str, str] = {
+    "orbiting": "with a maroon dot beside it",
+    "waving": "with a cream flag above it",
+    "leaking": "with olive drops below it",
+}
+TOY_NOVEL_INKS: dict[str, tuple[float, float, float]] = {
+    "orbiting": (130.0, 0.0, 30.0),
+    "waving": (255.0, 240.0, 170.0),
+    "leaking": (125.0, 125.0, 0.0),
+}
+
+
+def draw_novel_action(canvas: np.ndarray, spec: ClipSpec, state: ObjectState, time: float, unit: float) -> None:
+    """Draw the secondary novel action of `spec` (if any) around the object, in place: a dot circling the object
+    (orbiting), a flag on a pole above it whose free end swings up and down (waving), drops falling from under it
+    (leaking). Each moves over the clip, so one still shows where it is, and the frames show how it moves."""
+    if not spec.novel_action:
+        return
+    from PIL import Image, ImageDraw
+
+    size = canvas.shape[0]
+    mask = Image.new("L", (size, size), 0)
+    draw = ImageDraw.Draw(mask)
+    x, y, radius, phase = state.x, state.y, spec.radius, spec.novel_phase
+    if spec.novel_action == "orbiting":
+        reach, dot = radius * 1.3 + 6.0 * unit, 4.5 * unit
+        angle = phase + 0.7 * time
+        cx, cy = x + reach * math.cos(angle), y + reach * math.sin(angle)
+        draw.ellipse([cx - dot, cy - dot, cx + dot, cy + dot], fill=255)
+    elif spec.novel_action == "waving":
+        top, base = y - radius * 1.3 - 11.0 * unit, y - radius * 1.3 - 1.0 * unit
+        draw.line([(x, base), (x, top)], fill=255, width=max(int(round(2.0 * unit)), 1))
+        swing = 4.0 * unit * math.sin(phase + 1.6 * time)
+        draw.polygon([(x, top), (x + 13.0 * unit, top + 4.0 * unit + swing), (x, top + 9.0 * unit)], fill=255)
+    else:  # leaking
+        fall, drop = 14.0 * unit, 3.5 * unit
+        for k in range(2):
+            offset = (2.0 * unit * time + phase / (2 * math.pi) * fall + k * fall / 2) % fall
+            cy = y + radius * 1.3 + 2.0 * unit + offset
+            draw.ellipse([x - drop, cy - drop, x + drop, cy + drop], fill=255)
+    paint_mask(canvas, mask, TOY_NOVEL_INKS[spec.novel_action])
 
 
 def render_frame(
@@ -593,6 +678,7 @@ def render_frame(
     state = object_state(spec, time, config.num_frames)
     if config.motion_marks:
         draw_motion_marks(canvas, spec, state, time, size / 64.0, config.mark_width)
+    draw_novel_action(canvas, spec, state, time, size / 64.0)
     _draw_object(canvas, spec, state, 1.0, grid)
     canvas *= spec.brightness
     if config.noise_std > 0:
@@ -626,6 +712,7 @@ def frame_attributes(spec: ClipSpec, time: float, config: ToyWorldConfig) -> dic
         "action": spec.action,
         "visible": "yes" if state.visible > 0 else "no",
         "marks": TOY_MARK_DESCRIPTIONS[spec.action] if config.motion_marks else "",
+        "novel_action": spec.novel_action,
     }
 
 
@@ -650,11 +737,30 @@ def write_mp4(path: str, frames: np.ndarray, fps: int = 8, crf: int = 18) -> str
 
 
 def sample_split_specs(config: ToyWorldConfig, split: str) -> list[ClipSpec]:
-    """Scene specs of one split: classes balanced (round-robin over the dictionary, then shuffled), seeded."""
-    if split not in ("train", "test"):
-        raise ValueError(f"`split` must be 'train' or 'test', got {split!r}.")
-    count = config.num_train if split == "train" else config.num_test
-    rng = np.random.default_rng([config.seed, 0 if split == "train" else 1])
+    """Scene specs of one split: classes balanced (round-robin over the dictionary, then shuffled), seeded.
+
+    In ``test_novel`` every clip shows a novel action (balanced round-robin) beside a random dictionary action.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"`split` must be one of {SPLITS}, got {split!r}.")
+    count = {"train": config.num_train, "test": config.num_test, "test_novel": config.num_test_novel}[split]
+    # Streams 2 and 3 are the base pretraining's stills (`toy_world.base_pretraining.render_caption_corpus`).
+    rng = np.random.default_rng([config.seed, {"train": 0, "test": 1, "test_novel": 10}[split]])
+    if split == "test_novel":
+        novel = [TOY_NOVEL_ACTIONS[i % len(TOY_NOVEL_ACTIONS)] for i in range(count)]
+        return [
+            sample_clip_spec(
+                rng,
+                TOY_ACTION_DICTIONARY[rng.integers(len(TOY_ACTION_DICTIONARY))],
+                config.frame_size,
+                config.num_frames,
+                config.object_scale,
+                config.context_bias,
+                config.min_action_visibility,
+                novel_action=novel[i],
+            )
+            for i in rng.permutation(count)
+        ]
     actions = [TOY_ACTION_DICTIONARY[i % len(TOY_ACTION_DICTIONARY)] for i in range(count)]
     order = rng.permutation(count)
     return [
@@ -666,9 +772,17 @@ def sample_split_specs(config: ToyWorldConfig, split: str) -> list[ClipSpec]:
             config.object_scale,
             config.context_bias,
             config.min_action_visibility,
+            config.novel_action_prob,
         )
         for i in order
     ]
+
+
+def clip_label(spec: ClipSpec, split: str) -> int:
+    """The evaluation label of a clip: its dictionary action, or in ``test_novel`` its novel action."""
+    if split == "test_novel":
+        return TOY_NOVEL_ACTIONS.index(spec.novel_action)
+    return TOY_ACTION_DICTIONARY.index(spec.action)
 
 
 def _write_class_file(path: str, names: list[str]) -> None:
@@ -706,14 +820,15 @@ def generate_toy_world(
     os.makedirs(os.path.join(output_dir, "labels"), exist_ok=True)
     _write_class_file(os.path.join(output_dir, "labels", "actions.csv"), list(TOY_ACTION_DICTIONARY))
     _write_class_file(os.path.join(output_dir, "labels", "actions_heldout.csv"), heldout_class_names())
+    _write_class_file(os.path.join(output_dir, "labels", "novel_actions.csv"), list(TOY_NOVEL_ACTIONS))
     manifest = {"settings_hash": settings_hash, "config": dataclasses.asdict(config), "splits": {}}
-    for split in ("train", "test"):
+    for split in SPLITS:
         specs = sample_split_specs(config, split)
         lines, records = [], []
         for index, spec in enumerate(tqdm(specs, desc=f"Rendering toy {split} clips", disable=not specs)):
             relative = f"videos/{split}/{split}_{index:05d}.mp4"
             write_mp4(os.path.join(output_dir, relative), render_clip(spec, config), config.fps, config.crf)
-            label = TOY_ACTION_DICTIONARY.index(spec.action)
+            label = clip_label(spec, split)
             lines.append(f"{relative} {label}\n")
             records.append({"path": relative, "label": label, "spec": dataclasses.asdict(spec)})
         with open(os.path.join(output_dir, "splits", f"{split}.txt"), "w", encoding="utf-8") as handle:
@@ -722,7 +837,13 @@ def generate_toy_world(
     # Written last: its presence marks a complete world.
     with open(manifest_path, "w", encoding="utf-8") as handle:
         json.dump(manifest, handle, indent=1)
-    logger.info("Wrote %d train and %d test clips to %s", config.num_train, config.num_test, output_dir)
+    logger.info(
+        "Wrote %d train, %d test and %d novel-action test clips to %s",
+        config.num_train,
+        config.num_test,
+        config.num_test_novel,
+        output_dir,
+    )
     return manifest
 
 

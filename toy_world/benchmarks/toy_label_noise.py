@@ -42,13 +42,13 @@ from transformers import AutoModel, AutoProcessor  # noqa: E402
 
 from modeling_maxi.evaluation import load_custom_split  # noqa: E402
 from modeling_maxi.evaluation.zero_shot_eval import predict_split  # noqa: E402
-from modeling_maxi.text_bags.publishing import load_text_bags  # noqa: E402
 from toy_world.demo import (  # noqa: E402
     DemoArguments,
     build_text_bags,
     evaluate,
     fine_tune,
     generate_world,
+    kept_bags,
     pretrain_base,
 )
 from toy_world.world import TOY_ACTION_CONTEXT, TOY_ACTION_DICTIONARY, load_world_specs  # noqa: E402
@@ -116,8 +116,9 @@ def write_perfect_caption_bags(bags_dir: Path, output_dir: Path) -> None:
     _rewrite_bags(bags_dir, output_dir, add_true_verbs)
 
 
-def error_structure(bags_dir: Path) -> dict:
-    bags = load_text_bags(bags_dir, "dictionary")
+def error_structure(bags_dir: Path, args: DemoArguments) -> dict:
+    """The pseudo-label errors of the clips the fine-tuning keeps (the demo's filter over the published bags)."""
+    bags = kept_bags(bags_dir, args)
     num_classes = len(TOY_ACTION_DICTIONARY)
     confusion = np.zeros((num_classes, num_classes), dtype=int)
     for truth, matched in zip(bags["label"], bags["matched_label"]):
@@ -203,7 +204,7 @@ def main() -> None:
     if args.context_bias > 0:
         for name, path in runs.items():
             results[name].update(scene_split_accuracy(path, world, args.num_frames))
-    structure = error_structure(bags_dir)
+    structure = error_structure(bags_dir, args)
     header = "| model | top-1 (dictionary names) | top-5 | top-1 (held-out phrasings) |"
     if args.context_bias > 0:
         header += " top-1, typical scene | top-1, other scenes |"

@@ -66,7 +66,7 @@ def main() -> None:
         shutil.copytree(built, bags_dir, ignore=shutil.ignore_patterns("stages", "logs"))
         name = f"MAXI, {steps} {args.match_refinement_method} refinement steps" if steps else "MAXI, paper's matches"
         runs[name] = fine_tune(run_args, world, base_dir, bags_dir, "mil_nce", f"model_refined_{label}")
-        kept[name] = error_structure(bags_dir)
+        kept[name] = error_structure(bags_dir, run_args)
         if position == 0 and options.oracle:
             oracle_dir = Path(args.output_dir) / f"text_bags_refined_{label}_oracle"
             write_oracle_bags(bags_dir, oracle_dir)
