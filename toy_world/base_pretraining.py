@@ -64,6 +64,20 @@ _TEXTURE_WORDS = {
 }
 
 
+def validate_training_sizes(args, positive: tuple[str, ...]) -> None:
+    """The checks every toy training's settings share: the fields named in `positive` are positive integers, a batch
+    fits in the rendered stills (`batch_size`, `num_images`) and the image splits into patches (`image_size`,
+    `patch_size`)."""
+    for name in positive:
+        value = getattr(args, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+    if args.batch_size > args.num_images:
+        raise ValueError(f"`batch_size` ({args.batch_size}) exceeds `num_images` ({args.num_images}).")
+    if args.image_size % args.patch_size:
+        raise ValueError(f"`image_size` ({args.image_size}) must be a multiple of `patch_size` ({args.patch_size}).")
+
+
 @dataclass
 class ToyBaseArguments:
     """Settings of the base-model pretraining (all of them enter the cache key)."""
@@ -129,18 +143,9 @@ class ToyBaseArguments:
             "vision_layers",
         )
         positive += ("vision_width", "text_layers", "text_width", "projection_dim", "num_frames")
-        for name in positive:
-            value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+        validate_training_sizes(self, positive)
         if self.batch_size < 2:
             raise ValueError(f"`batch_size` must be >= 2 for a contrastive loss, got {self.batch_size}.")
-        if self.batch_size > self.num_images:
-            raise ValueError(f"`batch_size` ({self.batch_size}) exceeds `num_images` ({self.num_images}).")
-        if self.image_size % self.patch_size:
-            raise ValueError(
-                f"`image_size` ({self.image_size}) must be a multiple of `patch_size` ({self.patch_size})."
-            )
         if self.vision_width % 64 or self.text_width % 64:
             raise ValueError(
                 f"`vision_width` ({self.vision_width}) and `text_width` ({self.text_width}) must be multiples of 64 "

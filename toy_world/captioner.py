@@ -41,6 +41,7 @@ from toy_world.base_pretraining import (
     cosine_with_warmup,
     load_world_config,
     render_caption_corpus,
+    validate_training_sizes,
 )
 from toy_world.world import (
     TOY_BACKGROUNDS,
@@ -107,20 +108,13 @@ class ToyCaptionerArguments:
     )
 
     def __post_init__(self):
-        for name in ("num_images", "num_steps", "batch_size", "image_size", "patch_size", "vision_layers"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+        validate_training_sizes(
+            self, ("num_images", "num_steps", "batch_size", "image_size", "patch_size", "vision_layers")
+        )
         if self.text_layers <= 0 or self.width <= 0 or self.width % 64:
             raise ValueError(
                 f"`text_layers` must be positive and `width` a positive multiple of 64, got {self.text_layers!r} "
                 f"and {self.width!r}."
-            )
-        if self.batch_size > self.num_images:
-            raise ValueError(f"`batch_size` ({self.batch_size}) exceeds `num_images` ({self.num_images}).")
-        if self.image_size % self.patch_size:
-            raise ValueError(
-                f"`image_size` ({self.image_size}) must be a multiple of `patch_size` ({self.patch_size})."
             )
         if self.learning_rate <= 0:
             raise ValueError(f"`learning_rate` must be positive, got {self.learning_rate!r}.")
