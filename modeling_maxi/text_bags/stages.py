@@ -43,8 +43,9 @@ def distributed_env(environ: Mapping[str, str] | None = None) -> tuple[int, int,
     `accelerate launch` and `torchrun`); `(0, 1, 0)` when they are not set."""
     environ = os.environ if environ is None else environ
     values = {}
-    for name, default in (("RANK", "0"), ("WORLD_SIZE", "1"), ("LOCAL_RANK", None)):
-        text = environ.get(name, default if default is not None else environ.get("RANK", "0"))
+    defaults = {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": environ.get("RANK", "0")}  # one node: local = global
+    for name, default in defaults.items():
+        text = environ.get(name, default)
         try:
             values[name] = int(text)
         except ValueError:
