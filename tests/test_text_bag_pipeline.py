@@ -160,6 +160,25 @@ def test_full_build_llm_captions_rerun_and_secrets(
         assert stage_mtimes(output_dir) == before
         assert (output_dir / "README.md").stat().st_mtime_ns == card_mtime
         assert "Stages computed in this run: none" in caplog.text
+        first_url = server.base_url
+
+    # The same model at another URL (a local server on a new port): its replies are cached by model, prompt and
+    # temperature, so nothing is requested, recomputed or republished, and the publish key (what fine-tuning runs are
+    # keyed by) stays.
+    with OpenAICompatibleServer(phrase_table=phrase_table(names)) as moved_server:
+        assert moved_server.base_url != first_url
+        moved_argv = base_args(
+            video_tree,
+            dictionary_file,
+            tiny_model_dir,
+            output_dir,
+            **captioner_flags(tiny_blip_dir, batch_size=3, max_new_tokens=6),
+            **{"--llm-model": "static-phrase-table", "--llm-base-url": moved_server.base_url},
+        )
+        assert text_bags.build_text_bags(parse_build_args(moved_argv))["publish_key"] == record["publish_key"]
+        assert moved_server.request_count == 0 and counter.calls == []
+        assert stage_mtimes(output_dir) == before
+        assert (output_dir / "README.md").stat().st_mtime_ns == card_mtime
 
     # Unreadable videos are reported and nothing else is lost.
     assert len(match) == NUM_GOOD_VIDEOS + 2 and len(readable) == NUM_GOOD_VIDEOS

@@ -35,7 +35,6 @@ from .publishing import (
     available_configs,
     prepare_for_publishing,
     publish_text_bags,
-    redact_url,
 )
 from .refinement import rematch_with_refined_classes
 from .sharding import select_shard
@@ -231,13 +230,21 @@ def split_unreadable(matched: Dataset) -> tuple[Dataset, list[dict[str, str]]]:
     return readable, unreadable
 
 
+#: Build-record parameters that say where something came from without changing what was built: shown on the card, kept
+#: out of the expand stage's and the publish key. The LLM's replies are cached by model, prompt and temperature
+#: (`llm_expansion.cache_key`), whatever URL served them, so another URL (a proxy, a local server's new port) must not
+#: rebuild bags made of the same replies.
+PROVENANCE_ONLY_FIELDS = ("llm_base_url",)
+
+
 def expansion_source(args: TextBagBuildArguments) -> dict[str, Any]:
-    """Where the class phrases come from (part of the expand stage's key; the LLM URL without credentials)."""
+    """What the class phrases are made from (the expand stage's key): the LLM's model, instruction and temperature
+    (what its cached replies are keyed by; the URL is provenance, see `PROVENANCE_ONLY_FIELDS`), or a released
+    phrase folder."""
     if args.llm_model is not None:
         return {
             "kind": "llm",
             "model": args.llm_model,
-            "base_url": redact_url(args.llm_base_url),
             "instruction": args.llm_instruction,
             "temperature": args.llm_temperature,
         }
@@ -361,8 +368,10 @@ def run_publish_stage(
 ) -> dict[str, Any]:
     """Filter (top p) and publish the bags with their card, unless the published dataset is already this one."""
     output_dir = Path(args.output_dir)
+    parameters = {key: value for key, value in record["parameters"].items() if key not in PROVENANCE_ONLY_FIELDS}
+    content = {**record, "parameters": parameters}
     publish_key = params_digest(
-        {"bags": store.digest("bags"), "record": record, "p": args.filter_ratio, "score": args.filter_score}
+        {"bags": store.digest("bags"), "record": content, "p": args.filter_ratio, "score": args.filter_score}
     )
     previous = _read_record(output_dir)
     if previous is not None and previous.get("publish_key") == publish_key and (output_dir / CARD_NAME).is_file():
