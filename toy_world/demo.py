@@ -85,6 +85,10 @@ class DemoArguments:
             "help": "Probability that a training clip also shows a novel action, unlabelled (toy_world/world.py)."
         },
     )
+    novel_action_scale: float = field(
+        default=1.0,
+        metadata={"help": "Size multiplier of the novel actions' elements (toy_world/world.py)."},
+    )
     base_steps: int = field(default=1000, metadata={"help": "Pretraining steps of the object-biased base model."})
     base_images: int = field(default=8000, metadata={"help": "Captioned still frames for base pretraining."})
     action_caption_prob: float = field(
@@ -136,7 +140,7 @@ class DemoArguments:
     match_refinement_method: str = refinement_method_field()
     loss_variant: str = field(default="mil_nce", metadata={"help": "Training objective (see modeling_maxi.loss)."})
     bag_size: int = field(default=8, metadata={"help": "Texts per video bag in a training step."})
-    train_steps: int = field(default=300, metadata={"help": "MIL-NCE fine-tuning steps."})
+    train_steps: int = field(default=200, metadata={"help": "MIL-NCE fine-tuning steps."})
     train_batch_size: int = field(default=32, metadata={"help": "Videos per step (global batch)."})
     learning_rate: float = field(default=3e-4, metadata={"help": "Peak AdamW learning rate of the fine-tuning."})
     augmentations: list[str] = field(
@@ -190,6 +194,8 @@ class DemoArguments:
             raise ValueError(f"`min_action_visibility` must be in [0, 1], got {self.min_action_visibility!r}.")
         if not 0.0 <= self.novel_action_prob <= 1.0:
             raise ValueError(f"`novel_action_prob` must be in [0, 1], got {self.novel_action_prob!r}.")
+        if not 0.5 <= self.novel_action_scale <= 2.5:
+            raise ValueError(f"`novel_action_scale` must be in [0.5, 2.5], got {self.novel_action_scale!r}.")
         if isinstance(self.num_test_novel_videos, bool) or not isinstance(self.num_test_novel_videos, int):
             raise ValueError(
                 f"`num_test_novel_videos` must be a non-negative integer, got {self.num_test_novel_videos!r}."
@@ -227,6 +233,7 @@ def generate_world(args: DemoArguments) -> Path:
         min_action_visibility=args.min_action_visibility,
         novel_action_prob=args.novel_action_prob,
         num_test_novel=args.num_test_novel_videos,
+        novel_action_scale=args.novel_action_scale,
     )
     generate_toy_world(world_dir, config)
     return world_dir
