@@ -191,7 +191,6 @@ def test_fine_tuning_keeps_one_resumable_checkpoint_or_every_requested_one(tmp_p
     [
         ({"context_bias": 1.5}, "context_bias"),
         ({"min_action_visibility": -0.5}, "min_action_visibility"),
-        ({"novel_action_scale": 0.2}, "novel_action_scale"),
         ({"text_sources": ["llm"]}, "text_sources"),
         ({"text_sources": ["dictionary", "captionz"]}, "captionz"),
         ({"filter_score": "probability"}, "probability"),
@@ -208,16 +207,11 @@ def test_world_and_bag_source_settings_reach_the_world_and_the_training_command(
     from toy_world import demo
 
     args = DemoArguments(
-        output_dir=str(tmp_path),
-        num_train_videos=2,
-        num_test_videos=2,
-        context_bias=1.0,
-        novel_action_scale=1.5,
-        text_sources=["dictionary"],
+        output_dir=str(tmp_path), num_train_videos=2, num_test_videos=2, context_bias=1.0, text_sources=["dictionary"]
     )
     world_dir = demo.generate_world(args)
     manifest = json.loads((world_dir / "world.json").read_text())
-    assert manifest["config"]["context_bias"] == 1.0 and manifest["config"]["novel_action_scale"] == 1.5
+    assert manifest["config"]["context_bias"] == 1.0
     for record in manifest["splits"]["train"] + manifest["splits"]["test"]:  # every clip in its typical scene
         spec = record["spec"]
         assert (spec["background"], spec["color"]) == TOY_ACTION_CONTEXT[spec["action"]]

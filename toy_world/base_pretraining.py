@@ -198,7 +198,6 @@ _RENDERING_FIELDS = (
     "mark_width",
     "min_action_visibility",
     "novel_action_prob",
-    "novel_action_scale",
 )
 
 

@@ -85,10 +85,6 @@ class DemoArguments:
             "help": "Probability that a training clip also shows a novel action, unlabelled (toy_world/world.py)."
         },
     )
-    novel_action_scale: float = field(
-        default=1.0,
-        metadata={"help": "Size multiplier of the novel actions' elements (toy_world/world.py)."},
-    )
     base_steps: int = field(default=1000, metadata={"help": "Pretraining steps of the object-biased base model."})
     base_images: int = field(default=8000, metadata={"help": "Captioned still frames for base pretraining."})
     action_caption_prob: float = field(
@@ -194,8 +190,6 @@ class DemoArguments:
             raise ValueError(f"`min_action_visibility` must be in [0, 1], got {self.min_action_visibility!r}.")
         if not 0.0 <= self.novel_action_prob <= 1.0:
             raise ValueError(f"`novel_action_prob` must be in [0, 1], got {self.novel_action_prob!r}.")
-        if not 0.5 <= self.novel_action_scale <= 2.5:
-            raise ValueError(f"`novel_action_scale` must be in [0.5, 2.5], got {self.novel_action_scale!r}.")
         if isinstance(self.num_test_novel_videos, bool) or not isinstance(self.num_test_novel_videos, int):
             raise ValueError(
                 f"`num_test_novel_videos` must be a non-negative integer, got {self.num_test_novel_videos!r}."
@@ -233,7 +227,6 @@ def generate_world(args: DemoArguments) -> Path:
         min_action_visibility=args.min_action_visibility,
         novel_action_prob=args.novel_action_prob,
         num_test_novel=args.num_test_novel_videos,
-        novel_action_scale=args.novel_action_scale,
     )
     generate_toy_world(world_dir, config)
     return world_dir

@@ -102,10 +102,10 @@ TOY_NOVEL_ACTIONS: tuple[str, ...] = ("orbiting", "waving", "leaking")
 #: Settings added after world format 4, with their neutral values: cache keys (of worlds and of the base models
 #: pretrained on them) include such a setting only when it differs from its neutral value, so that everything cached
 #: before the setting existed keeps its key. See `settings_for_cache_key`.
-LATER_SETTING_DEFAULTS = {"min_action_visibility": 1.0, "clear_stills": False, "novel_action_scale": 1.0}
+LATER_SETTING_DEFAULTS = {"min_action_visibility": 1.0, "clear_stills": False}
 ACTION_VISIBILITY_STREAM = 7  # keys the per-clip action visibility stream (see `sample_clip_spec`)
 NOVEL_ACTION_STREAM = 8  # keys the per-clip secondary (novel) action stream
-WORLD_FORMAT_VERSION = 6
+WORLD_FORMAT_VERSION = 5
 SPLITS = ("train", "test", "test_novel")  # bump whenever rendering changes: it keys the cached worlds and base models
 
 
@@ -136,8 +136,6 @@ class ToyWorldConfig:
         novel_action_prob: probability that a training (or dictionary test) clip also shows one of
             `TOY_NOVEL_ACTIONS` as a secondary motion, unlabelled.
         num_test_novel: held-out clips of the novel actions (each shows one, beside a random dictionary action).
-        novel_action_scale: size multiplier of the novel actions' elements (the dot, the flag, the drops) and of their
-            distance from the object.
     """
 
     seed: int = field(default=0, metadata={"help": "Master seed of the world."})
@@ -170,9 +168,6 @@ class ToyWorldConfig:
         metadata={"help": "Probability that a training clip also shows a novel action as a secondary motion."},
     )
     num_test_novel: int = field(default=150, metadata={"help": "Held-out clips of the novel actions."})
-    novel_action_scale: float = field(
-        default=1.0, metadata={"help": "Size multiplier of the novel actions' elements (dot, flag, drops)."}
-    )
 
     def __post_init__(self):
         for name in ("num_train", "num_test", "num_test_novel"):
@@ -205,8 +200,6 @@ class ToyWorldConfig:
             raise ValueError(f"`min_action_visibility` must be in [0, 1], got {self.min_action_visibility!r}.")
         if not 0.0 <= self.novel_action_prob <= 1.0:
             raise ValueError(f"`novel_action_prob` must be in [0, 1], got {self.novel_action_prob!r}.")
-        if not 0.5 <= self.novel_action_scale <= 2.5:
-            raise ValueError(f"`novel_action_scale` must be in [0.5, 2.5], got {self.novel_action_scale!r}.")
         if not isinstance(self.crf, int) or not 0 <= self.crf <= 51:
             raise ValueError(f"`crf` must be an integer in [0, 51], got {self.crf!r}.")
 
@@ -638,22 +631,10 @@ TOY_NOVEL_INKS: dict[str, tuple[float, float, float]] = {
 }
 
 
-def _novel_action_extent(action: str, radius: float, unit: float) -> tuple[float, float, float, float]:
-    """How far the element of `action` reaches from the object's centre at any time: (left, right, up, down)."""
-    if action == "orbiting":
-        reach = radius * 1.3 + 6.0 * unit + 4.5 * unit
-        return reach, reach, reach, reach
-    if action == "waving":
-        return 1.0 * unit, 13.0 * unit, radius * 1.3 + 11.0 * unit, -(radius * 1.3 + 1.0 * unit)
-    return 3.5 * unit, 3.5 * unit, -(radius * 1.3), radius * 1.3 + 19.5 * unit  # leaking
-
-
 def draw_novel_action(canvas: np.ndarray, spec: ClipSpec, state: ObjectState, time: float, unit: float) -> None:
     """Draw the secondary novel action of `spec` (if any) around the object, in place: a dot circling the object
     (orbiting), a flag on a pole above it whose free end swings up and down (waving), drops falling from under it
-    (leaking). Each moves over the clip, so one still shows where it is, and the frames show how it moves. Near the
-    frame's edge the element is moved inwards, so that it is always whole in the frame (a clip labelled "waving" whose
-    flag is out of the picture shows nothing of it)."""
+    (leaking). Each moves over the clip, so one still shows where it is, and the frames show how it moves."""
     if not spec.novel_action:
         return
     from PIL import Image, ImageDraw
@@ -661,10 +642,7 @@ def draw_novel_action(canvas: np.ndarray, spec: ClipSpec, state: ObjectState, ti
     size = canvas.shape[0]
     mask = Image.new("L", (size, size), 0)
     draw = ImageDraw.Draw(mask)
-    radius, phase = spec.radius, spec.novel_phase
-    left, right, up, down = _novel_action_extent(spec.novel_action, radius, unit)
-    x = min(max(state.x, left + 1.0), size - 1.0 - right)
-    y = min(max(state.y, up + 1.0), size - 1.0 - down)
+    x, y, radius, phase = state.x, state.y, spec.radius, spec.novel_phase
     if spec.novel_action == "orbiting":
         reach, dot = radius * 1.3 + 6.0 * unit, 4.5 * unit
         angle = phase + 0.7 * time
@@ -700,9 +678,8 @@ def render_frame(
     state = object_state(spec, time, config.num_frames)
     if config.motion_marks:
         draw_motion_marks(canvas, spec, state, time, size / 64.0, config.mark_width)
+    draw_novel_action(canvas, spec, state, time, size / 64.0)
     _draw_object(canvas, spec, state, 1.0, grid)
-    # after the object: an element moved inwards at the frame's edge may overlap it, and stays visible
-    draw_novel_action(canvas, spec, state, time, size / 64.0 * config.novel_action_scale)
     canvas *= spec.brightness
     if config.noise_std > 0:
         noise_rng = np.random.default_rng([spec.background_seed, int(round(time * 1000)) % (2**31)])

@@ -45,7 +45,6 @@ from toy_world.demo import (  # noqa: E402
 OBJECTIVES = ("cross_entropy", "nce", "mil_max", "mil_nce_instance", "mil_nce")
 DEMO_SETTINGS = (
     "min_action_visibility",
-    "novel_action_scale",
     "filter_score",
     "filter_ratio",
     "mark_caption_prob",
