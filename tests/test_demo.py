@@ -85,8 +85,9 @@ def test_reduced_demo_runs_end_to_end_and_beats_the_base_model(tmp_path, capsys)
     base_top1, maxi_top1 = results["base"]["dictionary names"]["top1"], results["maxi"]["dictionary names"]["top1"]
     assert maxi_top1 > base_top1 + 5.0, (base_top1, maxi_top1)
     # novel actions: the base knows their names (3 names, chance 33%). MAXI beating the base there is NOT reached
-    # (full demo, seeds 0-2: 65.3 -> 58.2, benchmarks/RESULTS.md `## toy_claims`), nor is keeping it: these settings measured 61.1 -> 58.9 on one machine and
-    # 65.6 -> 53.3 on a fresh clone (benchmarks/RESULTS.md), so nothing about MAXI on them is asserted
+    # (full demo, seeds 0-2: 65.3 -> 58.2, benchmarks/RESULTS.md `## toy_claims`), nor is keeping it: these settings
+    # measured 61.1 -> 58.9 on one machine and 65.6 -> 53.3 on a fresh clone (benchmarks/RESULTS.md), so nothing about
+    # MAXI on them is asserted
     assert results["base"]["novel actions"]["top1"] > 40.0, results["base"]["novel actions"]
     # the captions name the novel action a clip shows far more often than one it does not show
     for action, (shown, not_shown) in caption_verb_rates(tmp_path / "demo").items():
