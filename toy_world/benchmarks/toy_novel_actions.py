@@ -161,21 +161,29 @@ def novel_clip_measures(model_dir: Path, world: Path, num_frames: int) -> dict[s
     }
 
 
+@torch.no_grad()
 def ensemble_sweep(model_dir: Path, base_dir: Path, trained_ratio: float, world: Path, num_frames: int) -> dict:
-    """Held-out top-1 of the fine-tuned model re-ensembled with the base at each of `ENSEMBLE_RATIOS`."""
-    from safetensors.torch import load_file, save_file
+    """Held-out top-1 of the fine-tuned model re-ensembled with the base (`modeling_maxi.weight_space_ensemble`) at
+    each of `ENSEMBLE_RATIOS`. The exported model holds the ensemble at `trained_ratio`; the tuned weights are
+    recovered from it by inverting that mix."""
+    from modeling_maxi import weight_space_ensemble
 
-    base, exported = load_file(base_dir / "model.safetensors"), load_file(model_dir / "model.safetensors")
-    floats = [name for name, tensor in exported.items() if name in base and tensor.is_floating_point()]
-    tuned = {name: (exported[name] - trained_ratio * base[name]) / (1 - trained_ratio) for name in floats}
+    exported = AutoModel.from_pretrained(model_dir)
+    base = type(exported).from_pretrained(base_dir)
+    base_state = base.state_dict()
+    tuned = {
+        name: (tensor - trained_ratio * base_state[name]) / (1 - trained_ratio)
+        if tensor.is_floating_point()
+        else tensor
+        for name, tensor in exported.state_dict().items()
+    }
+    exported.load_state_dict(tuned)
     sweep = {}
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch) / "model"
         shutil.copytree(model_dir, folder, ignore=shutil.ignore_patterns("checkpoint-*", "model.safetensors"))
         for ratio in ENSEMBLE_RATIOS:
-            mixed = dict(exported)
-            mixed.update({name: ratio * base[name] + (1 - ratio) * tuned[name] for name in floats})
-            save_file(mixed, folder / "model.safetensors", metadata={"format": "pt"})
+            weight_space_ensemble(base, exported, ratio).save_pretrained(folder)
             sweep[f"{ratio:g}"] = {name: value["top1"] for name, value in evaluate(folder, world, num_frames).items()}
     return sweep
 
