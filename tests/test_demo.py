@@ -197,6 +197,7 @@ def test_fine_tuning_keeps_one_resumable_checkpoint_or_every_requested_one(tmp_p
         ({"filter_score": "probability"}, "probability"),
         ({"match_refinement_steps": -2}, "refinement steps"),
         ({"match_refinement_method": "lda"}, "'lda'"),
+        ({"freeze_vision_encoder": True, "freeze_text_encoder": True}, "nothing would train"),
     ],
 )
 def test_world_and_bag_source_settings_are_validated(overrides, message):
@@ -224,6 +225,11 @@ def test_world_and_bag_source_settings_reach_the_world_and_the_training_command(
     assert command[command.index("--text_sources") + 1 :][:2] == ["dictionary", "--ensemble_ratio"]
     demo.fine_tune(DemoArguments(output_dir=str(tmp_path)), world_dir, tmp_path / "base", tmp_path / "bags")
     assert "--text_sources" not in launched[1]  # default: the whole bag column
+    # a frozen text tower reaches train.py; unset, the flag is left out so that recorded runs keep their arguments
+    assert "--freeze_text_encoder" not in launched[1]
+    frozen = DemoArguments(output_dir=str(tmp_path), freeze_text_encoder=True)
+    demo.fine_tune(frozen, world_dir, tmp_path / "base", tmp_path / "bags", run_name="frozen_text")
+    assert launched[2][launched[2].index("--freeze_text_encoder") + 1] == "true"
 
 
 def test_match_refinement_reaches_the_pipeline_and_the_table(tmp_path, monkeypatch):

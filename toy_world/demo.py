@@ -156,6 +156,9 @@ class DemoArguments:
     freeze_vision_encoder: bool = field(
         default=False, metadata={"help": "Fine-tune the text tower only (the vision tower stays the base model's)."}
     )
+    freeze_text_encoder: bool = field(
+        default=False, metadata={"help": "Fine-tune the vision tower only (the text tower stays the base model's)."}
+    )
     ensemble_ratio: float = field(
         default=0.2, metadata={"help": "Weight-space ensembling with the base model (paper: 0.2; 0 = off)."}
     )
@@ -208,6 +211,8 @@ class DemoArguments:
             raise ValueError(f"`ensemble_ratio` must be in [0, 1], got {self.ensemble_ratio!r}.")
         if self.learning_rate <= 0:
             raise ValueError(f"`learning_rate` must be positive, got {self.learning_rate!r}.")
+        if self.freeze_vision_encoder and self.freeze_text_encoder:
+            raise ValueError("`freeze_vision_encoder` and `freeze_text_encoder` are both set: nothing would train.")
         if self.train_batch_size % self.num_processes:
             raise ValueError(
                 f"`train_batch_size` ({self.train_batch_size}) must be divisible by `num_processes` "
@@ -373,6 +378,8 @@ def fine_tune(
         str(args.ensemble_ratio),
         "--freeze_vision_encoder",
         str(args.freeze_vision_encoder).lower(),
+        # Only when set, so that the runs recorded before the option existed keep their recorded arguments.
+        *(["--freeze_text_encoder", "true"] if args.freeze_text_encoder else []),
         "--output_dir",
         str(run_dir),
         "--max_steps",
@@ -447,9 +454,12 @@ EVALUATION_SETS = (  # (label set, class file, split file) of the held-out evalu
 )
 
 
-def evaluate(model_dir: Path, world_dir: Path, num_frames: int) -> dict[str, dict]:
-    """Zero-shot top-1/top-5 on the held-out clips: the dictionary actions with their names and with held-out
-    phrasings, and the novel actions' clips over the novel actions' names."""
+def evaluate(
+    model_dir: Path, world_dir: Path, num_frames: int, evaluation_sets: Sequence[tuple[str, str, str]] = EVALUATION_SETS
+) -> dict[str, dict]:
+    """Zero-shot top-1/top-5 on the held-out clips of `evaluation_sets` ((name, class file in ``labels/``, split file
+    in ``splits/``); by default the dictionary actions with their names and with held-out phrasings, and the novel
+    actions' clips over the novel actions' names). A set whose split file is missing or empty is skipped."""
     from transformers import AutoModel, AutoProcessor
 
     from modeling_maxi.evaluation import evaluate_splits, load_custom_split
@@ -457,7 +467,7 @@ def evaluate(model_dir: Path, world_dir: Path, num_frames: int) -> dict[str, dic
     model = AutoModel.from_pretrained(model_dir).eval()
     processor = AutoProcessor.from_pretrained(model_dir)
     results = {}
-    for name, labels, split_file in EVALUATION_SETS:
+    for name, labels, split_file in evaluation_sets:
         if not (world_dir / "splits" / split_file).is_file() or not (world_dir / "splits" / split_file).stat().st_size:
             continue
         split = load_custom_split(world_dir / "labels" / labels, world_dir / "splits" / split_file, name="toy_world")
