@@ -297,3 +297,41 @@ def test_benchmarks_take_demo_settings_with_the_demos_defaults_and_choices():
     for name in ("launch_space", "augmentations", "no_such_setting"):  # a flag, a list, a typo
         with pytest.raises(ValueError, match=name):
             add_demo_settings(argparse.ArgumentParser(), (name,))
+
+
+def test_short_dictionary_world_leaves_the_held_out_actions_to_zero_shot(tmp_path):
+    """`toy_forgetting`'s K600 protocol: the dictionary lacks the held-out actions, the training list carries no labels
+    (their clips stay in it), and each test clip is labelled by its own action's name in its own set."""
+    import csv
+
+    from toy_world import demo
+    from toy_world.benchmarks.toy_forgetting import write_short_dictionary_world
+    from toy_world.world import TOY_ACTION_DICTIONARY
+
+    world = demo.generate_world(
+        DemoArguments(output_dir=str(tmp_path), num_train_videos=4, num_test_videos=10, num_test_novel_videos=3)
+    )
+    held_out = ("moving down", "shrinking")
+    short = write_short_dictionary_world(world, tmp_path / "short", held_out)
+
+    def names(file):
+        with open(short / "labels" / file, encoding="utf-8") as handle:
+            return [row["name"] for row in csv.DictReader(handle)]
+
+    kept = names("actions.csv")
+    assert kept == [name for name in TOY_ACTION_DICTIONARY if name not in held_out]
+    assert names("held_out_actions.csv") == list(held_out)
+    train = (short / "splits" / "train.txt").read_text().split()
+    assert train == [line.split()[0] for line in (world / "splits" / "train.txt").read_text().splitlines()]
+    truth = {
+        path: TOY_ACTION_DICTIONARY[int(label)]
+        for path, label in map(str.split, (world / "splits" / "test.txt").read_text().splitlines())
+    }
+    scored = {}
+    for split, classes in (("test_kept.txt", kept), ("test_held_out.txt", list(held_out))):
+        for path, label in map(str.split, (short / "splits" / split).read_text().splitlines()):
+            scored[path] = classes[int(label)]
+    assert scored == truth  # every test clip, each in one set, under its true action's name
+    assert (short / "videos" / train[0].split("/", 1)[1]).is_file()  # videos are linked, not copied
+    with pytest.raises(ValueError, match="jumping"):
+        write_short_dictionary_world(world, tmp_path / "bad", ("jumping",))
