@@ -159,7 +159,8 @@ def main() -> None:
         scores = _top1(evaluate(run_dir, world, args.num_frames))
         cosines = unseen_name_cosines(run_dir, list(TOY_NOVEL_ACTIONS))
         results["full_dictionary"][title] = {**scores, "novel names, mean cosine": cosines["mean cosine"]}
-    short_dir = Path(options.output_dir) / "short_dictionary"
+    label = "without_" + "_".join(name.replace(" ", "-") for name in held_out)
+    short_dir = Path(options.output_dir) / f"dictionary_{label}"
     short_world = write_short_dictionary_world(world, short_dir / "world", held_out)
     short_args = dataclasses.replace(args, output_dir=str(short_dir))
     short_paper = dataclasses.replace(short_args, match_refinement_steps=0)
@@ -195,7 +196,7 @@ def main() -> None:
         pairs = ", ".join(f"{name} -> {other} {cosine:.2f}" for name, (other, cosine) in scores["nearest"].items())
         lines.append(f"\n{title}, nearest name of each unlisted one: {pairs}")
     print("\n".join(lines))
-    (Path(options.output_dir) / "toy_forgetting.json").write_text(json.dumps(results, indent=1))
+    (Path(options.output_dir) / f"toy_forgetting_{label}.json").write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":
