@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import torch  # noqa: E402
 from transformers import AutoModel, AutoProcessor  # noqa: E402
 
+from toy_world.benchmarks.toy_novel_actions import mean_pairwise, name_prompt_cosines  # noqa: E402
 from toy_world.demo import (  # noqa: E402
     DemoArguments,
     build_text_bags,
@@ -102,19 +103,13 @@ def unseen_name_cosines(model_dir: Path, names: list[str]) -> dict:
     """Mean pairwise cosine of the prompts ``"a photo of a {name}."`` of `names`, and each name's nearest other
     name with its cosine."""
     model = AutoModel.from_pretrained(model_dir).eval()
-    processor = AutoProcessor.from_pretrained(model_dir)
-    output = model.get_text_features(
-        **processor(text=[f"a photo of a {name}." for name in names], return_tensors="pt", padding=True)
-    )
-    embeds = torch.nn.functional.normalize(output if torch.is_tensor(output) else output.pooler_output, dim=-1)
-    cosines = embeds @ embeds.T
-    pairs = torch.triu_indices(len(names), len(names), offset=1)
+    cosines = name_prompt_cosines(model, AutoProcessor.from_pretrained(model_dir), names)
     nearest = {}
     for index, name in enumerate(names):
         others = cosines[index].clone()
         others[index] = -2.0
         nearest[name] = [names[int(others.argmax())], round(float(others.max()), 3)]
-    return {"mean cosine": float(cosines[pairs[0], pairs[1]].mean()), "nearest": nearest}
+    return {"mean cosine": mean_pairwise(cosines), "nearest": nearest}
 
 
 def _top1(results: dict) -> dict:

@@ -117,6 +117,20 @@ def _embeds(output) -> torch.Tensor:
 
 
 @torch.no_grad()
+def name_prompt_cosines(model, processor, names: list[str]) -> torch.Tensor:
+    """The (len(names), len(names)) cosines of the evaluation prompts ``"a photo of a {name}."`` of `names`."""
+    prompts = [f"a photo of a {name}." for name in names]
+    embeds = _embeds(model.get_text_features(**processor(text=prompts, return_tensors="pt", padding=True)))
+    return embeds @ embeds.T
+
+
+def mean_pairwise(cosines: torch.Tensor) -> float:
+    """Mean of the cosines above the diagonal (every pair once)."""
+    pairs = torch.triu_indices(len(cosines), len(cosines), offset=1)
+    return float(cosines[pairs[0], pairs[1]].mean())
+
+
+@torch.no_grad()
 def novel_clip_measures(model_dir: Path, world: Path, num_frames: int) -> dict[str, float]:
     """On the held-out novel-action clips:
 
@@ -149,15 +163,11 @@ def novel_clip_measures(model_dir: Path, world: Path, num_frames: int) -> dict[s
         prompts = [f"a photo of a {spec.action}. {PROMPT_PHRASES[action]}" for action in TOY_NOVEL_ACTIONS]
         texts = _embeds(model.get_text_features(**processor(text=prompts, return_tensors="pt", padding=True)))
         correct += int((texts @ video).argmax() == label)
-    names = [f"a photo of a {action}." for action in TOY_NOVEL_ACTIONS]
-    names_embeds = _embeds(model.get_text_features(**processor(text=names, return_tensors="pt", padding=True)))
-    cosines = names_embeds @ names_embeds.T
-    pairs = torch.triu_indices(len(names), len(names), offset=1)
     probe = LogisticRegression(max_iter=2000, C=10.0)
     return {
         "novel, training-prompt form": 100 * correct / len(specs),
         "novel, linear probe": 100 * float(cross_val_score(probe, videos.numpy(), labels, cv=5).mean()),
-        "novel prompts, mean cosine": float(cosines[pairs[0], pairs[1]].mean()),
+        "novel prompts, mean cosine": mean_pairwise(name_prompt_cosines(model, processor, list(TOY_NOVEL_ACTIONS))),
     }
 
 
