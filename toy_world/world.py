@@ -785,7 +785,8 @@ def clip_label(spec: ClipSpec, split: str) -> int:
     return TOY_ACTION_DICTIONARY.index(spec.action)
 
 
-def _write_class_file(path: str, names: list[str]) -> None:
+def write_class_file(path: str | os.PathLike, names) -> None:
+    """Write a class file (``id,name`` header, one row per name, ids from 0), the format of ``labels/*.csv``."""
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["id", "name"])
@@ -818,9 +819,9 @@ def generate_toy_world(
         )
     os.makedirs(os.path.join(output_dir, "splits"), exist_ok=True)
     os.makedirs(os.path.join(output_dir, "labels"), exist_ok=True)
-    _write_class_file(os.path.join(output_dir, "labels", "actions.csv"), list(TOY_ACTION_DICTIONARY))
-    _write_class_file(os.path.join(output_dir, "labels", "actions_heldout.csv"), heldout_class_names())
-    _write_class_file(os.path.join(output_dir, "labels", "novel_actions.csv"), list(TOY_NOVEL_ACTIONS))
+    write_class_file(os.path.join(output_dir, "labels", "actions.csv"), list(TOY_ACTION_DICTIONARY))
+    write_class_file(os.path.join(output_dir, "labels", "actions_heldout.csv"), heldout_class_names())
+    write_class_file(os.path.join(output_dir, "labels", "novel_actions.csv"), list(TOY_NOVEL_ACTIONS))
     manifest = {"settings_hash": settings_hash, "config": dataclasses.asdict(config), "splits": {}}
     for split in SPLITS:
         specs = sample_split_specs(config, split)

@@ -23,10 +23,10 @@ where the toy differs:
 """
 
 import argparse
-import csv
 import dataclasses
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -45,7 +45,12 @@ from toy_world.demo import (  # noqa: E402
     prepare_captioner,
     pretrain_base,
 )
-from toy_world.world import TOY_ACTION_DICTIONARY, TOY_NOVEL_ACTIONS  # noqa: E402
+from toy_world.world import (  # noqa: E402
+    TOY_ACTION_DICTIONARY,
+    TOY_NOVEL_ACTIONS,
+    load_world_specs,
+    write_class_file,
+)
 
 DEFAULT_HELD_OUT = ("moving down", "shrinking", "shaking")  # one of each family of motion marks; siblings stay
 SHORT_DICTIONARY_SETS = (
@@ -54,18 +59,6 @@ SHORT_DICTIONARY_SETS = (
     ("all ten actions", "all_actions.csv", "test.txt"),
     ("novel actions", "novel_actions.csv", "test_novel.txt"),
 )
-
-
-def _write_classes(path: Path, names) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["id", "name"])
-        writer.writerows(enumerate(names))
-
-
-def _split_lines(world: Path, split: str) -> list[tuple[str, int]]:
-    lines = (world / "splits" / f"{split}.txt").read_text(encoding="utf-8").split("\n")
-    return [(path, int(label)) for path, label in (line.rsplit(" ", 1) for line in lines if line.strip())]
 
 
 def write_short_dictionary_world(world: Path, output_dir: Path, held_out: tuple[str, ...]) -> Path:
@@ -84,17 +77,17 @@ def write_short_dictionary_world(world: Path, output_dir: Path, held_out: tuple[
     (output_dir / "splits").mkdir(exist_ok=True)
     if not (output_dir / "videos").exists():
         os.symlink((world / "videos").resolve(), output_dir / "videos", target_is_directory=True)
-    _write_classes(output_dir / "labels" / "actions.csv", kept)
-    _write_classes(output_dir / "labels" / "held_out_actions.csv", held_out)
-    _write_classes(output_dir / "labels" / "all_actions.csv", TOY_ACTION_DICTIONARY)
-    _write_classes(output_dir / "labels" / "novel_actions.csv", TOY_NOVEL_ACTIONS)
+    write_class_file(output_dir / "labels" / "actions.csv", kept)
+    write_class_file(output_dir / "labels" / "held_out_actions.csv", held_out)
+    shutil.copyfile(world / "labels" / "actions.csv", output_dir / "labels" / "all_actions.csv")
+    shutil.copyfile(world / "labels" / "novel_actions.csv", output_dir / "labels" / "novel_actions.csv")
     splits = output_dir / "splits"
-    (splits / "train.txt").write_text("".join(f"{path}\n" for path, _ in _split_lines(world, "train")))
-    test = [(path, TOY_ACTION_DICTIONARY[label]) for path, label in _split_lines(world, "test")]
-    (splits / "test.txt").write_text("".join(f"{path} {TOY_ACTION_DICTIONARY.index(a)}\n" for path, a in test))
+    for split in ("test", "test_novel"):  # ids into all_actions.csv / novel_actions.csv, as in `world`
+        shutil.copyfile(world / "splits" / f"{split}.txt", splits / f"{split}.txt")
+    (splits / "train.txt").write_text("".join(f"{path}\n" for path, _, _ in load_world_specs(world, "train")))
+    test = [(path, spec.action) for path, _, spec in load_world_specs(world, "test")]
     (splits / "test_kept.txt").write_text("".join(f"{p} {kept.index(a)}\n" for p, a in test if a in kept))
     (splits / "test_held_out.txt").write_text("".join(f"{p} {held_out.index(a)}\n" for p, a in test if a in held_out))
-    (splits / "test_novel.txt").write_text((world / "splits" / "test_novel.txt").read_text(encoding="utf-8"))
     return output_dir
 
 
