@@ -335,3 +335,42 @@ def test_short_dictionary_world_leaves_the_held_out_actions_to_zero_shot(tmp_pat
     assert (short / "videos" / train[0].split("/", 1)[1]).is_file()  # videos are linked, not copied
     with pytest.raises(ValueError, match="jumping"):
         write_short_dictionary_world(world, tmp_path / "bad", ("jumping",))
+
+
+def test_compound_world_reaches_the_world_the_llm_and_the_table(tmp_path, monkeypatch):
+    from modeling_maxi import text_bags
+    from toy_world import demo
+    from toy_world.phrase_table import TOY_COMPOUND_PHRASE_TABLE
+    from toy_world.world import TOY_COMPOUND_DICTIONARY
+
+    args = DemoArguments(
+        output_dir=str(tmp_path), num_train_videos=4, num_test_videos=2, num_test_novel_videos=2, compound_actions=True
+    )
+    world_dir = demo.generate_world(args)
+    assert (world_dir / "labels" / "actions.csv").read_text().splitlines()[1].endswith(TOY_COMPOUND_DICTIONARY[0])
+    assert len((world_dir / "splits" / "test_novel_compound.txt").read_text().splitlines()) == 2
+
+    served = []
+
+    def build(build_args):  # asks the loopback LLM what the pipeline would, for a compound action
+        import openai
+
+        client = openai.OpenAI(base_url=build_args.llm_base_url, api_key="unused")
+        reply = client.chat.completions.create(
+            model=build_args.llm_model, messages=[{"role": "user", "content": TOY_COMPOUND_DICTIONARY[0]}]
+        )
+        served.append(reply.choices[0].message.content)
+        return {"stats": {}}
+
+    monkeypatch.setattr(text_bags, "build_text_bags", build)
+    demo.build_text_bags(args, world_dir, tmp_path / "base", "none")
+    assert all(phrase in served[0] for phrase in TOY_COMPOUND_PHRASE_TABLE[TOY_COMPOUND_DICTIONARY[0]])
+
+    metrics = {"dictionary names": {"top1": 50.0, "top5": 90.0}, "novel compound actions": {"top1": 60.0, "top5": 99.0}}
+    matching = {"kept_videos": 10, "matching_accuracy": 0.7}
+    verbs = {"videos_with_caption_verbs": 3, "kept_videos": 10, "verbs": {}}
+    results = {"base": metrics, "maxi": metrics, "matching": {"maxi": matching}, "caption_verbs": {"maxi": verbs}}
+    table = demo.format_table(results, args)
+    assert "| model | dictionary names | novel compound actions |" in table
+    assert "| MAXI, refined matching | 50.0 (90.0) | 60.0 (99.0) |" in table
+    assert "novel compound actions: the 6 pairs the dictionary lacks" in table

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 from toy_world.phrase_table import (
+    TOY_COMPOUND_HELDOUT_PHRASINGS,
+    TOY_COMPOUND_PHRASE_TABLE,
     TOY_HELDOUT_PHRASINGS,
     TOY_PHRASE_TABLE,
     describe_action,
@@ -20,9 +22,13 @@ from toy_world.world import (
     TOY_ACTION_DICTIONARY,
     TOY_BACKGROUNDS,
     TOY_COLORS,
+    TOY_COMPOUND_ACTIONS,
+    TOY_COMPOUND_DICTIONARY,
+    TOY_MANNERS,
     TOY_MARK_DESCRIPTIONS,
     TOY_MARK_INKS,
     TOY_NOVEL_ACTIONS,
+    TOY_NOVEL_COMPOUND_ACTIONS,
     TOY_NOVEL_INKS,
     ClipSpec,
     ToyWorldConfig,
@@ -34,6 +40,9 @@ from toy_world.world import (
     render_clip,
     sample_clip_spec,
     sample_split_specs,
+    settings_for_cache_key,
+    split_compound_action,
+    world_splits,
 )
 
 SMALL = {"num_train": 10, "num_test": 10, "num_test_novel": 6, "num_frames": 6, "frame_size": 32}
@@ -562,3 +571,117 @@ def test_toy_captioner_trains_caches_and_runs_in_the_real_caption_stage(tmp_path
         {"video_path": [path]}, captioner=model_dir, num_frames=2, image_size=64, max_new_tokens=5, decode_workers=1
     )
     assert len(captioned["captions"][0]) == 2 and all(isinstance(c, str) for c in captioned["captions"][0])
+
+
+# ----------------------------------------------------------------------------- compound world
+
+
+def test_compound_dictionary_lacks_six_pairs_whose_parts_it_names():
+    assert len(TOY_COMPOUND_DICTIONARY) == 18 and len(TOY_NOVEL_COMPOUND_ACTIONS) == 6
+    assert TOY_COMPOUND_ACTIONS == TOY_COMPOUND_DICTIONARY + TOY_NOVEL_COMPOUND_ACTIONS
+    assert not set(TOY_COMPOUND_DICTIONARY) & set(TOY_NOVEL_COMPOUND_ACTIONS)
+    listed_parts = [part for name in TOY_COMPOUND_DICTIONARY for part in split_compound_action(name)]
+    for name in TOY_NOVEL_COMPOUND_ACTIONS:
+        for part in split_compound_action(name):
+            assert listed_parts.count(part) >= 2, (name, part)  # every part of a novel pair is in the dictionary
+    # telling the novel pairs apart takes both parts: each shares its translation with one and its manner with another
+    for name in TOY_NOVEL_COMPOUND_ACTIONS:
+        translation, manner = split_compound_action(name)
+        others = [split_compound_action(other) for other in TOY_NOVEL_COMPOUND_ACTIONS if other != name]
+        assert [t for t, _ in others].count(translation) == 1 and [m for _, m in others].count(manner) == 1
+    assert {split_compound_action(n)[1] for n in TOY_COMPOUND_DICTIONARY} == set(TOY_MANNERS)
+    with pytest.raises(ValueError, match="'moving left while moving up'"):
+        split_compound_action("moving left while moving up")
+
+
+@pytest.mark.parametrize("action", TOY_COMPOUND_ACTIONS)
+def test_compound_motion_shows_both_parts_and_stays_in_frame(action):
+    translation, manner = split_compound_action(action)
+    rng = np.random.default_rng(1)
+    for _ in range(10):
+        spec = sample_clip_spec(rng, action, frame_size=64, num_frames=16)
+        assert (spec.action, spec.manner, spec.action_name) == (translation, manner, action)
+        states = [object_state(spec, t, 16) for t in range(16)]
+        xs, ys = np.array([s.x for s in states]), np.array([s.y for s in states])
+        radii = np.array([s.radius for s in states])
+        assert (xs - 1.26 * radii >= 0).all() and (xs + 1.26 * radii <= 64).all()
+        assert (ys - 1.26 * radii >= 0).all() and (ys + 1.26 * radii <= 64).all()
+        # the translation's path without the manner's oscillation
+        path_x, path_y = spec.start_x + spec.velocity_x * np.arange(16), spec.start_y + spec.velocity_y * np.arange(16)
+        direction = {"moving left": (path_x, -1), "moving right": (path_x, 1), "moving up": (path_y, -1)}
+        path, sign = direction.get(translation, (path_y, 1))
+        assert sign * (path[-1] - path[0]) > 12
+        if manner == "growing":
+            assert (np.diff(radii) > 0).all() and radii[-1] > 2 * radii[0]
+        elif manner == "shrinking":
+            assert (np.diff(radii) < 0).all() and radii[0] > 2 * radii[-1]
+        elif manner == "spinning":
+            assert abs(states[-1].rotation - states[0].rotation) > 3.0
+        elif manner == "blinking":
+            assert 0 < sum(s.visible for s in states) < 16
+        elif manner == "bouncing":
+            assert (ys <= path_y + 1e-6).all() and (path_y - ys).max() > 6
+        else:  # shaking
+            assert 2 < np.abs(xs - path_x).max() * 2 < 12
+
+
+def test_compound_clips_carry_the_marks_of_both_parts():
+    config = ToyWorldConfig(noise_std=0.0, trail_length=0)
+    spec = sample_clip_spec(np.random.default_rng(2), "moving up while spinning", 64, 16)
+    frame = render_clip(spec, config)[4].astype(float)
+    for part in ("moving up", "spinning"):
+        ink = np.asarray(TOY_MARK_INKS[part]) * spec.brightness
+        assert (np.abs(frame - ink).max(axis=-1) < 20).sum() > 15, part
+    marks = frame_attributes(spec, 4, config)["marks"]
+    assert marks == f"{TOY_MARK_DESCRIPTIONS['moving up']} and {TOY_MARK_DESCRIPTIONS['spinning']}"
+
+
+def test_compound_world_lists_the_novel_pairs_apart(tmp_path):
+    config = ToyWorldConfig(seed=3, compound_actions=True, **{**SMALL, "num_train": 48, "num_test": 18})
+    generate_toy_world(tmp_path, config)
+
+    def read(name):
+        return [line.split(",", 1)[1] for line in (tmp_path / "labels" / name).read_text().splitlines()[1:]]
+
+    assert read("actions.csv") == list(TOY_COMPOUND_DICTIONARY)
+    assert read("novel_compound_actions.csv") == list(TOY_NOVEL_COMPOUND_ACTIONS)
+    assert read("all_compound_actions.csv") == list(TOY_COMPOUND_ACTIONS)
+    assert read("actions_heldout.csv") == heldout_class_names(TOY_COMPOUND_DICTIONARY)
+    train = load_world_specs(tmp_path, "train")
+    assert all(TOY_COMPOUND_ACTIONS[label] == spec.action_name for _, label, spec in train)
+    assert sorted(label for _, label, _ in train) == sorted(list(range(24)) * 2)  # the novel pairs shown, unlisted
+    test = load_world_specs(tmp_path, "test")
+    assert sorted(label for _, label, _ in test) == list(range(18))
+    novel = load_world_specs(tmp_path, "test_novel_compound")
+    assert sorted(label for _, label, _ in novel) == list(range(6))
+    assert all(TOY_NOVEL_COMPOUND_ACTIONS[label] == spec.action_name for _, label, spec in novel)
+    assert all(spec.action_name in TOY_COMPOUND_DICTIONARY for _, _, spec in load_world_specs(tmp_path, "test_novel"))
+    # the world of single actions has no such split, and its cache key does not know the setting
+    assert world_splits(ToyWorldConfig()) == ("train", "test", "test_novel")
+    assert "compound_actions" not in settings_for_cache_key(dataclasses.asdict(ToyWorldConfig()))
+    assert config.settings_hash() != dataclasses.replace(config, compound_actions=False).settings_hash()
+    with pytest.raises(ValueError, match="'growing' with 'spinning'"):
+        ClipSpec(**{**dataclasses.asdict(train[0][2]), "action": "growing", "manner": "spinning"})
+
+
+def test_compound_phrases_join_their_parts_phrases_and_stay_out_of_the_bags():
+    name = "moving left while spinning"
+    assert TOY_COMPOUND_PHRASE_TABLE[name][0] == f"{TOY_PHRASE_TABLE['moving left'][0]} while rotating"
+    assert phrases_for_action(name) == TOY_COMPOUND_PHRASE_TABLE[name] and len(set(phrases_for_action(name))) == 5
+    assert TOY_COMPOUND_HELDOUT_PHRASINGS[name] == "shifting toward the left while turning in circles"
+    bag_phrases = {phrase for phrases in TOY_COMPOUND_PHRASE_TABLE.values() for phrase in phrases}
+    assert not bag_phrases & set(TOY_COMPOUND_HELDOUT_PHRASINGS.values())
+    assert all(phrase in describe_action(name) for phrase in TOY_COMPOUND_PHRASE_TABLE[name])
+
+
+def test_compound_world_pretraining_captions_word_every_pair():
+    from toy_world.base_pretraining import ToyBaseArguments, action_phrasings, render_caption_corpus
+
+    assert "sliding left while rotating" in action_phrasings("moving left while spinning")
+    assert len(action_phrasings("moving up while shaking")) == 7 * 7
+    args = ToyBaseArguments(num_images=240, batch_size=2, action_caption_prob=1.0)
+    world = ToyWorldConfig(num_frames=4, frame_size=32, compound_actions=True)
+    _, captions, attributes = render_caption_corpus(args, world, 240)
+    assert {a["action"] for a in attributes} == set(TOY_COMPOUND_ACTIONS)  # the novel pairs too, as on the web
+    for caption, attrs in zip(captions, attributes):
+        assert any(phrase in caption for phrase in action_phrasings(attrs["action"])), caption

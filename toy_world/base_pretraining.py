@@ -25,6 +25,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,9 +38,11 @@ from modeling_maxi.cli import parse_script_arguments
 from modeling_maxi.tokenizer_offline import build_offline_clip_tokenizer
 from toy_world.phrase_table import TOY_HELDOUT_PHRASINGS, TOY_PHRASE_TABLE
 from toy_world.world import (
+    COMPOUND_JOINER,
     TOY_ACTION_DICTIONARY,
     TOY_CAPTION_TEMPLATES,
     TOY_COLORS,
+    TOY_COMPOUND_ACTIONS,
     TOY_NOVEL_ACTIONS,
     TOY_NOVEL_DESCRIPTIONS,
     TOY_SHAPES,
@@ -50,6 +53,8 @@ from toy_world.world import (
     render_frame,
     sample_clip_spec,
     settings_for_cache_key,
+    split_compound_action,
+    world_actions,
 )
 
 logger = logging.getLogger(__name__)
@@ -198,11 +203,16 @@ _RENDERING_FIELDS = (
     "mark_width",
     "min_action_visibility",
     "novel_action_prob",
+    "compound_actions",
 )
 
 
 def action_phrasings(action: str) -> tuple[str, ...]:
-    """Every wording of `action` the caption corpus may use (the 'web text' knows all of them)."""
+    """Every wording of `action` the caption corpus may use (the 'web text' knows all of them); a compound action's
+    are every pairing of its parts' wordings."""
+    if action in TOY_COMPOUND_ACTIONS:
+        first, second = (action_phrasings(part) for part in split_compound_action(action))
+        return tuple(f"{a}{COMPOUND_JOINER}{b}" for a in first for b in second)
     return (action, *TOY_PHRASE_TABLE[action], TOY_HELDOUT_PHRASINGS[action])
 
 
@@ -280,10 +290,11 @@ def render_caption_corpus(
     Scenes are drawn from a stream independent of the world's train/test clips (seed ``[seed, 2 + seed_offset]``).
     """
     rng = np.random.default_rng([args.seed, 2 + seed_offset])
+    actions = world_actions(world)  # the web shows every action, the ones the video dictionary lacks included
     frames = np.empty((num_images, world.frame_size, world.frame_size, 3), dtype=np.uint8)
     captions, attributes = [], []
     for index in tqdm(range(num_images), desc="Rendering captioned still frames"):
-        action = TOY_ACTION_DICTIONARY[rng.integers(len(TOY_ACTION_DICTIONARY))]
+        action = actions[rng.integers(len(actions))]
         spec = sample_clip_spec(
             rng,
             action,
@@ -354,16 +365,18 @@ def probe_still_accuracy(
     processor: MaxiVideoProcessor,
     pixel_values: torch.Tensor,
     attributes: list[dict[str, str]],
+    actions: Sequence[str] = TOY_ACTION_DICTIONARY,
 ) -> dict[str, float]:
-    """Zero-shot accuracy on held-out stills for colour, shape, action and novel action ("a photo of a {}."): objects
-    vs actions (the novel probe only over the stills that show one)."""
+    """Zero-shot accuracy on held-out stills for colour, shape, action (over `actions`, the world's) and novel action
+    ("a photo of a {}."): objects vs actions (the novel probe only over the stills that show one)."""
     model.eval()
     image_embeds = torch.cat([model.get_image_features(pixel_values=c).pooler_output for c in pixel_values.split(512)])
     image_embeds = torch.nn.functional.normalize(image_embeds, dim=-1)
+    actions = list(actions)
     probes = {
         "color": ([f"{c} shape" for c in TOY_COLORS], list(TOY_COLORS)),
         "shape": (list(TOY_SHAPES), list(TOY_SHAPES)),
-        "action": (list(TOY_ACTION_DICTIONARY), list(TOY_ACTION_DICTIONARY)),
+        "action": (actions, actions),
         "novel_action": (list(TOY_NOVEL_ACTIONS), list(TOY_NOVEL_ACTIONS)),
     }
     results = {}
@@ -459,7 +472,7 @@ def pretrain_toy_base(args: ToyBaseArguments, world: ToyWorldConfig | None = Non
         if step % 20 == 0:
             progress.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
     train_seconds = time.perf_counter() - started - render_seconds
-    probes = probe_still_accuracy(model, processor, probe_pixels, probe_attributes)
+    probes = probe_still_accuracy(model, processor, probe_pixels, probe_attributes, world_actions(world))
     logger.info("Base model probes on held-out stills: %s", probes)
 
     os.makedirs(output_dir, exist_ok=True)

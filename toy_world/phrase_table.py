@@ -14,11 +14,14 @@ Three kinds of text, kept disjoint (``tests/test_toy_world.py`` checks it):
   contain (``"sliding left"``, ``"getting larger"``); these are what the expansion stage adds to a text bag.
 * ``TOY_HELDOUT_PHRASINGS``: one more phrasing per action that appears neither in the dictionary nor in the table, for
   evaluating zero-shot transfer to unseen wordings of the same actions.
+
+The compound world's actions ("moving left while spinning") are worded from their parts: their i-th phrase joins
+the i-th phrases of the translation and of the manner, their held-out phrasing the parts' held-out phrasings.
 """
 
 from __future__ import annotations
 
-from toy_world.world import TOY_ACTION_DICTIONARY
+from toy_world.world import COMPOUND_JOINER, TOY_ACTION_DICTIONARY, TOY_COMPOUND_ACTIONS, split_compound_action
 
 TOY_PHRASE_TABLE: dict[str, tuple[str, ...]] = {
     "moving left": ("sliding left", "drifting to the left", "gliding leftward", "heading left", "travelling west"),
@@ -46,6 +49,18 @@ TOY_HELDOUT_PHRASINGS: dict[str, str] = {
     "shaking": "quivering",
 }
 
+TOY_COMPOUND_PHRASE_TABLE: dict[str, tuple[str, ...]] = {
+    name: tuple(
+        f"{first}{COMPOUND_JOINER}{second}"
+        for first, second in zip(*(TOY_PHRASE_TABLE[part] for part in split_compound_action(name)))
+    )
+    for name in TOY_COMPOUND_ACTIONS
+}
+TOY_COMPOUND_HELDOUT_PHRASINGS: dict[str, str] = {
+    name: COMPOUND_JOINER.join(TOY_HELDOUT_PHRASINGS[part] for part in split_compound_action(name))
+    for name in TOY_COMPOUND_ACTIONS
+}
+
 _RESPONSE_SENTENCES = (
     "The object is {0}.",
     "You can see it {1} across the scene.",
@@ -64,9 +79,13 @@ def phrases_for_action(action: str) -> tuple[str, ...]:
     if not isinstance(action, str):
         raise TypeError(f"`action` must be a string, got {type(action).__name__}: {action!r}")
     key = action.strip().lower()
-    if key not in TOY_PHRASE_TABLE:
-        raise KeyError(f"Unknown toy action {action!r}; the phrase table covers {sorted(TOY_PHRASE_TABLE)}.")
-    return TOY_PHRASE_TABLE[key]
+    table = TOY_COMPOUND_PHRASE_TABLE if key in TOY_COMPOUND_PHRASE_TABLE else TOY_PHRASE_TABLE
+    if key not in table:
+        raise KeyError(
+            f"Unknown toy action {action!r}; the phrase table covers {sorted(TOY_PHRASE_TABLE)} and the compound "
+            f"actions {sorted(TOY_COMPOUND_PHRASE_TABLE)}."
+        )
+    return table[key]
 
 
 def describe_action(action: str) -> str:
@@ -80,14 +99,18 @@ def describe_action(action: str) -> str:
 
 
 def heldout_class_names(actions: list[str] | tuple[str, ...] = TOY_ACTION_DICTIONARY) -> list[str]:
-    """Held-out phrasings in the order of `actions` (class ids stay aligned with the dictionary's)."""
-    unknown = [action for action in actions if action not in TOY_HELDOUT_PHRASINGS]
+    """Held-out phrasings in the order of `actions` (class ids stay aligned with the dictionary's); single or
+    compound actions."""
+    phrasings = {**TOY_HELDOUT_PHRASINGS, **TOY_COMPOUND_HELDOUT_PHRASINGS}
+    unknown = [action for action in actions if action not in phrasings]
     if unknown:
-        raise KeyError(f"No held-out phrasing for {unknown}; known actions: {sorted(TOY_HELDOUT_PHRASINGS)}.")
-    return [TOY_HELDOUT_PHRASINGS[action] for action in actions]
+        raise KeyError(f"No held-out phrasing for {unknown}; known actions: {sorted(phrasings)}.")
+    return [phrasings[action] for action in actions]
 
 
 __all__ = [
+    "TOY_COMPOUND_HELDOUT_PHRASINGS",
+    "TOY_COMPOUND_PHRASE_TABLE",
     "TOY_HELDOUT_PHRASINGS",
     "TOY_PHRASE_TABLE",
     "describe_action",

@@ -15,6 +15,12 @@ it), with probability ``novel_action_prob`` in the training and dictionary test 
 ``test_novel`` clips. No label or split file of the training clips says so, as K400 clips show people waving or chewing
 without a label; the matching only ever names dictionary actions.
 
+The compound world (``compound_actions=True``) has 24 actions, each a translation while a manner ("moving left while
+spinning", marks of both drawn): the dictionary names 18, and the 6 it lacks (`TOY_NOVEL_COMPOUND_ACTIONS`) are shown
+by a quarter of the training clips, unlabelled, and evaluated zero-shot by name in ``test_novel_compound``. Each part
+of a novel pair is in the dictionary, only the pair is not: as K400's class names share verbs and objects and K600's
+new classes pair words K400 already has, whereas the secondary novel actions above share nothing with the dictionary.
+
 Output layout (``output_dir``)::
 
     videos/train/train_00000.mp4 ...      unlabeled training clips (labels only in the split file, for evaluation)
@@ -24,6 +30,9 @@ Output layout (``output_dir``)::
     labels/actions_heldout.csv            held-out phrasings of the same classes (``id,name``)
     videos/test_novel/test_novel_00000.mp4 ...   held-out clips of the novel actions
     splits/test_novel.txt, labels/novel_actions.csv   their labels, ids into the novel actions (never in the dictionary)
+    videos/test_novel_compound/..., splits/test_novel_compound.txt, labels/novel_compound_actions.csv
+                                          compound world only: held-out clips of the novel pairs, ids into their names
+    labels/all_compound_actions.csv       compound world only: the ids of ``splits/train.txt`` (dictionary first)
     world.json                            settings, settings hash and per-clip scene specs
 
 Usage::
@@ -99,14 +108,39 @@ TOY_CAPTION_TEMPLATES: tuple[str, ...] = (
 )
 # Actions outside the dictionary, shown only as a secondary motion (see the module docstring and `draw_novel_action`).
 TOY_NOVEL_ACTIONS: tuple[str, ...] = ("orbiting", "waving", "leaking")
+# The compound world (`ToyWorldConfig.compound_actions`): every clip moves one way while doing one thing more, and
+# the dictionary names 18 of the 24 pairs, as K400's names share their verbs and objects ("playing drums", "playing
+# guitar"). The 6 pairs it lacks are the compound world's novel actions (`TOY_NOVEL_COMPOUND_ACTIONS`): each of their
+# parts is in the dictionary, only the pair is not, as K600's new classes pair words K400 already has.
+TOY_TRANSLATIONS: tuple[str, ...] = ("moving left", "moving right", "moving up", "moving down")
+TOY_MANNERS: tuple[str, ...] = ("growing", "shrinking", "spinning", "blinking", "bouncing", "shaking")
+COMPOUND_JOINER = " while "
+# Each novel pair shares its translation with one other novel pair and its manner with another, so that telling the
+# six apart by name takes both parts; every part is still in the dictionary, twice or more.
+TOY_NOVEL_COMPOUND_ACTIONS: tuple[str, ...] = (
+    "moving left while growing",
+    "moving left while spinning",
+    "moving right while growing",
+    "moving right while blinking",
+    "moving up while spinning",
+    "moving up while blinking",
+)
+TOY_COMPOUND_DICTIONARY: tuple[str, ...] = tuple(
+    f"{translation}{COMPOUND_JOINER}{manner}"
+    for translation in TOY_TRANSLATIONS
+    for manner in TOY_MANNERS
+    if f"{translation}{COMPOUND_JOINER}{manner}" not in TOY_NOVEL_COMPOUND_ACTIONS
+)
+#: Every compound action; the dictionary's first, so that its ids are the dictionary's.
+TOY_COMPOUND_ACTIONS: tuple[str, ...] = TOY_COMPOUND_DICTIONARY + TOY_NOVEL_COMPOUND_ACTIONS
 #: Settings added after world format 4, with their neutral values: cache keys (of worlds and of the base models
 #: pretrained on them) include such a setting only when it differs from its neutral value, so that everything cached
 #: before the setting existed keeps its key. See `settings_for_cache_key`.
-LATER_SETTING_DEFAULTS = {"min_action_visibility": 1.0, "clear_stills": False}
+LATER_SETTING_DEFAULTS = {"min_action_visibility": 1.0, "clear_stills": False, "compound_actions": False}
 ACTION_VISIBILITY_STREAM = 7  # keys the per-clip action visibility stream (see `sample_clip_spec`)
 NOVEL_ACTION_STREAM = 8  # keys the per-clip secondary (novel) action stream
-WORLD_FORMAT_VERSION = 5
-SPLITS = ("train", "test", "test_novel")  # bump whenever rendering changes: it keys the cached worlds and base models
+WORLD_FORMAT_VERSION = 5  # bump whenever rendering changes: it keys the cached worlds and base models
+SPLITS = ("train", "test", "test_novel", "test_novel_compound")  # the last in the compound world only (`world_splits`)
 
 
 @dataclass
@@ -135,7 +169,13 @@ class ToyWorldConfig:
             clearly or barely. 1 (the default) draws every clip's marks and trail at full strength.
         novel_action_prob: probability that a training (or dictionary test) clip also shows one of
             `TOY_NOVEL_ACTIONS` as a secondary motion, unlabelled.
-        num_test_novel: held-out clips of the novel actions (each shows one, beside a random dictionary action).
+        num_test_novel: held-out clips of the novel actions (each shows one, beside a random dictionary action); in
+            the compound world also the number of held-out clips of the novel compound actions.
+        compound_actions: the compound world: every clip shows one of `TOY_COMPOUND_ACTIONS` ("moving left while
+            spinning": a translation and a manner, both with their motion marks), the dictionary is
+            `TOY_COMPOUND_DICTIONARY`, and the training clips include the novel compound actions, unlabelled by the
+            dictionary (their ids in ``splits/train.txt`` follow the dictionary's, into
+            ``labels/all_compound_actions.csv``). False (the default) is the world of ten single actions.
     """
 
     seed: int = field(default=0, metadata={"help": "Master seed of the world."})
@@ -168,6 +208,10 @@ class ToyWorldConfig:
         metadata={"help": "Probability that a training clip also shows a novel action as a secondary motion."},
     )
     num_test_novel: int = field(default=150, metadata={"help": "Held-out clips of the novel actions."})
+    compound_actions: bool = field(
+        default=False,
+        metadata={"help": "Compound actions ('moving left while spinning'); the dictionary lacks 6 of the 24 pairs."},
+    )
 
     def __post_init__(self):
         for name in ("num_train", "num_test", "num_test_novel"):
@@ -246,10 +290,16 @@ class ClipSpec:
     action_visibility: float = 1.0
     novel_action: str = ""
     novel_phase: float = 0.0
+    manner: str = ""
 
     def __post_init__(self):
         if self.action not in TOY_ACTION_DICTIONARY:
             raise ValueError(f"Unknown action {self.action!r}; expected one of {TOY_ACTION_DICTIONARY}.")
+        if self.manner and (self.manner not in TOY_MANNERS or self.action not in TOY_TRANSLATIONS):
+            raise ValueError(
+                f"A compound action pairs one of {TOY_TRANSLATIONS} with one of {TOY_MANNERS}, got "
+                f"{self.action!r} with {self.manner!r}."
+            )
         if self.novel_action and self.novel_action not in TOY_NOVEL_ACTIONS:
             raise ValueError(f"Unknown novel action {self.novel_action!r}; expected '' or one of {TOY_NOVEL_ACTIONS}.")
         if self.shape not in TOY_SHAPES:
@@ -264,6 +314,34 @@ class ClipSpec:
             raise ValueError(f"`radius` must be positive, got {self.radius!r}.")
         if not 0.0 <= self.action_visibility <= 1.0:
             raise ValueError(f"`action_visibility` must be in [0, 1], got {self.action_visibility!r}.")
+
+    @property
+    def motions(self) -> tuple[str, ...]:
+        """The single actions the clip shows: its action, and its manner in the compound world."""
+        return (self.action, self.manner) if self.manner else (self.action,)
+
+    @property
+    def action_name(self) -> str:
+        """The clip's action as the world names it ("moving left", or "moving left while spinning")."""
+        return COMPOUND_JOINER.join(self.motions)
+
+
+def split_compound_action(name: str) -> tuple[str, str]:
+    """(translation, manner) of a compound action name of `TOY_COMPOUND_ACTIONS`."""
+    if name not in TOY_COMPOUND_ACTIONS:
+        raise ValueError(f"Unknown compound action {name!r}; expected one of {TOY_COMPOUND_ACTIONS}.")
+    translation, manner = name.split(COMPOUND_JOINER)
+    return translation, manner
+
+
+def world_dictionary(config: ToyWorldConfig) -> tuple[str, ...]:
+    """The action dictionary of a world: the ten single actions, or the 18 compound ones."""
+    return TOY_COMPOUND_DICTIONARY if config.compound_actions else TOY_ACTION_DICTIONARY
+
+
+def world_actions(config: ToyWorldConfig) -> tuple[str, ...]:
+    """Every action a world's clips show: the ten single actions, or all 24 compound ones."""
+    return TOY_COMPOUND_ACTIONS if config.compound_actions else TOY_ACTION_DICTIONARY
 
 
 @dataclass
@@ -290,13 +368,20 @@ def sample_clip_spec(
 ) -> ClipSpec:
     """Draw a random scene for `action` (shape, colour, texture, background, start and motion parameters).
 
+    `action` is one of `TOY_ACTION_DICTIONARY` or, in the compound world, of `TOY_COMPOUND_ACTIONS`: the translation
+    is then drawn as for its single action, and the manner's parameters after every other draw of the main stream.
     With `min_action_visibility` < 1 the clip's action visibility (opacity of its marks and trail) is drawn
     uniformly from ``[min_action_visibility, 1]`` from a stream of its own, so every other draw matches the world
     without it. A secondary novel action (`novel_action`, or with probability `novel_action_prob` a random one of
     `TOY_NOVEL_ACTIONS`) is drawn from another stream of its own.
     """
-    if action not in TOY_ACTION_DICTIONARY:
-        raise ValueError(f"Unknown action {action!r}; expected one of {TOY_ACTION_DICTIONARY}.")
+    manner = ""
+    if action in TOY_COMPOUND_ACTIONS:
+        action, manner = split_compound_action(action)
+    elif action not in TOY_ACTION_DICTIONARY:
+        raise ValueError(
+            f"Unknown action {action!r}; expected one of {TOY_ACTION_DICTIONARY} or of {TOY_COMPOUND_ACTIONS}."
+        )
     if not 0.0 <= min_action_visibility <= 1.0:
         raise ValueError(f"`min_action_visibility` must be in [0, 1], got {min_action_visibility!r}.")
     unit = frame_size / 64.0
@@ -375,6 +460,9 @@ def sample_clip_spec(
             frequency=float(rng.uniform(0.2, 0.3)),  # 3-5 frames per shake: visible at every sampling
             phase=float(rng.uniform(0, 1)),
         )
+    if manner:
+        spec.update(manner=manner, **_sample_manner(rng, manner, shape, texture, frame_size, duration))
+        spec.update(_fit_in_frame(spec, frame_size, num_frames))
     if min_action_visibility < 1.0:
         # Its own stream, keyed by the scene: the main stream, and with it every scene of the split, is unchanged.
         visibility_rng = np.random.default_rng([spec["background_seed"], ACTION_VISIBILITY_STREAM])
@@ -388,6 +476,57 @@ def sample_clip_spec(
     return ClipSpec(**spec)
 
 
+def _sample_manner(
+    rng: np.random.Generator, manner: str, shape: str, texture: str, frame_size: int, duration: int
+) -> dict:
+    """The parameters of a compound action's manner, on top of its translation's start and velocity (amplitudes
+    and scale changes a little smaller than the single actions', so that the moving object stays in the frame)."""
+    unit = frame_size / 64.0
+    if manner in ("growing", "shrinking"):
+        small, large = float(rng.uniform(0.5, 0.6)), float(rng.uniform(1.25, 1.4))
+        start, end = (small, large) if manner == "growing" else (large, small)
+        return {"scale_start": start, "scale_end": end}
+    if manner == "spinning":
+        speed = float(rng.uniform(0.3, 0.45)) * (1 if rng.random() < 0.5 else -1)
+        update = {"angular_velocity": speed}
+        if shape == "circle" and texture == "plain":
+            update["texture"] = "striped"  # a plain disc looks the same at every angle
+        return update
+    if manner == "blinking":
+        return {"blink_period": float(rng.choice([4.0, 6.0])), "blink_phase": float(rng.uniform(0, 1))}
+    if manner == "bouncing":
+        return {
+            "amplitude": float(rng.uniform(0.15, 0.22) * frame_size),
+            "frequency": float(rng.uniform(1.5, 2.5)) / duration,
+            "phase": float(rng.uniform(0, 1)),
+        }
+    # shaking
+    return {
+        "amplitude": float(rng.uniform(3.0, 5.0) * unit),
+        "frequency": float(rng.uniform(0.2, 0.3)),
+        "phase": float(rng.uniform(0, 1)),
+    }
+
+
+def _fit_in_frame(spec: dict, frame_size: int, num_frames: int) -> dict:
+    """Start position (and bounce or shake amplitude) that keep a compound action's object whole in the frame all
+    clip long: the translation was placed for the object alone, the manner may take it further (a bounce above a
+    rising path, growth near the edge). Draws no random number."""
+    spec = dict(spec)
+    oscillation = {"bouncing": "y", "shaking": "x"}.get(spec["manner"])
+    for _ in range(2):
+        states = [object_state(ClipSpec(**spec), t, num_frames) for t in range(num_frames)]
+        reach = np.array([1.3 * state.radius + 1.0 for state in states])  # shapes reach 1.26 radii
+        for axis in ("x", "y"):
+            centres = np.array([getattr(state, axis) for state in states])
+            below, above = float((reach - centres).max()), float((centres + reach - frame_size).max())
+            if below > 0 and above > 0 and oscillation == axis:  # too wide: bounce or shake less
+                spec["amplitude"] = max(spec["amplitude"] - below - above, 0.0)
+                continue
+            spec[f"start_{axis}"] += below if below > 0 else (-above if above > 0 else 0.0)
+    return {key: spec[key] for key in ("start_x", "start_y", "amplitude") if key in spec}
+
+
 def object_state(spec: ClipSpec, time: float, num_frames: int) -> ObjectState:
     """State of the object at `time` (in frames; values outside the clip extrapolate the motion, for trails)."""
     duration = max(num_frames - 1, 1)
@@ -396,16 +535,17 @@ def object_state(spec: ClipSpec, time: float, num_frames: int) -> ObjectState:
     radius = spec.radius
     rotation = spec.rotation + spec.angular_velocity * time
     visible = 1.0
-    if spec.action in ("growing", "shrinking"):
+    motions = spec.motions
+    if "growing" in motions or "shrinking" in motions:
         progress = time / duration
         radius = spec.radius * max(spec.scale_start + (spec.scale_end - spec.scale_start) * progress, 0.2)
-    elif spec.action == "blinking":
+    elif "blinking" in motions:
         cycle = (time / spec.blink_period + spec.blink_phase) % 1.0
         visible = 1.0 if cycle < 0.5 else 0.0
-    elif spec.action == "bouncing":
-        y = spec.start_y - spec.amplitude * abs(math.sin(math.pi * (spec.frequency * time + spec.phase)))
-    elif spec.action == "shaking":
-        x = spec.start_x + spec.amplitude * math.sin(2 * math.pi * (spec.frequency * time + spec.phase))
+    elif "bouncing" in motions:
+        y = y - spec.amplitude * abs(math.sin(math.pi * (spec.frequency * time + spec.phase)))
+    elif "shaking" in motions:
+        x = x + spec.amplitude * math.sin(2 * math.pi * (spec.frequency * time + spec.phase))
     return ObjectState(x=x, y=y, radius=radius, rotation=rotation, visible=visible)
 
 
@@ -542,8 +682,16 @@ def draw_motion_marks(
     Every frame of a clip carries them, as motion blur and body pose let one real frame show an action: arrowheads
     trailing a moving object and pointing its way, outward/inward arrowheads for growing/shrinking, arcs for spinning,
     rays for blinking (drawn even while the object is off), a floor line under a bouncing object, zigzags for
-    shaking. Each action has its own ink (`TOY_MARK_INKS`).
+    shaking. Each action has its own ink (`TOY_MARK_INKS`); a compound action draws the marks of both its parts.
     """
+    for motion in spec.motions:
+        _draw_marks_of(canvas, motion, spec, state, time, unit, mark_width)
+
+
+def _draw_marks_of(
+    canvas: np.ndarray, action: str, spec: ClipSpec, state: ObjectState, time: float, unit: float, mark_width: float
+) -> None:
+    """The motion marks of one single `action` of the clip `spec`, in its ink."""
     from PIL import Image, ImageDraw
 
     size = canvas.shape[0]
@@ -558,7 +706,6 @@ def draw_motion_marks(
         "moving up": (0.0, -1.0),
         "moving down": (0.0, 1.0),
     }
-    action = spec.action
     if action in directions:
         dx, dy = directions[action]
         for k in (1, 2, 3):
@@ -595,7 +742,8 @@ def draw_motion_marks(
                 width=width,
             )
     elif action == "bouncing":
-        floor = min(spec.start_y + radius * 1.3 + 2.0 * unit, size - 2.0 * unit)
+        # Under the object's resting height (which a vertical translation moves along).
+        floor = min(spec.start_y + spec.velocity_y * time + radius * 1.3 + 2.0 * unit, size - 2.0 * unit)
         draw.line([(2 * unit, floor), (size - 2 * unit, floor)], fill=255, width=width)
     elif action == "shaking":
         for side in (-1.0, 1.0):
@@ -709,9 +857,9 @@ def frame_attributes(spec: ClipSpec, time: float, config: ToyWorldConfig) -> dic
         "horizontal": horizontal,
         "vertical": vertical,
         "size": size,
-        "action": spec.action,
+        "action": spec.action_name,
         "visible": "yes" if state.visible > 0 else "no",
-        "marks": TOY_MARK_DESCRIPTIONS[spec.action] if config.motion_marks else "",
+        "marks": " and ".join(TOY_MARK_DESCRIPTIONS[m] for m in spec.motions) if config.motion_marks else "",
         "novel_action": spec.novel_action,
     }
 
@@ -739,19 +887,23 @@ def write_mp4(path: str, frames: np.ndarray, fps: int = 8, crf: int = 18) -> str
 def sample_split_specs(config: ToyWorldConfig, split: str) -> list[ClipSpec]:
     """Scene specs of one split: classes balanced (round-robin over the dictionary, then shuffled), seeded.
 
-    In ``test_novel`` every clip shows a novel action (balanced round-robin) beside a random dictionary action.
+    In ``test_novel`` every clip shows a novel action (balanced round-robin) beside a random dictionary action. In
+    the compound world the training clips go round the 24 compound actions (the 6 novel ones included) and
+    ``test_novel_compound`` round the 6 novel compound actions.
     """
-    if split not in SPLITS:
-        raise ValueError(f"`split` must be one of {SPLITS}, got {split!r}.")
-    count = {"train": config.num_train, "test": config.num_test, "test_novel": config.num_test_novel}[split]
+    if split not in world_splits(config):
+        raise ValueError(f"`split` must be one of {world_splits(config)}, got {split!r}.")
+    count = {"train": config.num_train, "test": config.num_test}.get(split, config.num_test_novel)
     # Streams 2 and 3 are the base pretraining's stills (`toy_world.base_pretraining.render_caption_corpus`).
-    rng = np.random.default_rng([config.seed, {"train": 0, "test": 1, "test_novel": 10}[split]])
+    stream = {"train": 0, "test": 1, "test_novel": 10, "test_novel_compound": 11}[split]
+    rng = np.random.default_rng([config.seed, stream])
+    dictionary = world_dictionary(config)
     if split == "test_novel":
         novel = [TOY_NOVEL_ACTIONS[i % len(TOY_NOVEL_ACTIONS)] for i in range(count)]
         return [
             sample_clip_spec(
                 rng,
-                TOY_ACTION_DICTIONARY[rng.integers(len(TOY_ACTION_DICTIONARY))],
+                dictionary[rng.integers(len(dictionary))],
                 config.frame_size,
                 config.num_frames,
                 config.object_scale,
@@ -761,7 +913,9 @@ def sample_split_specs(config: ToyWorldConfig, split: str) -> list[ClipSpec]:
             )
             for i in rng.permutation(count)
         ]
-    actions = [TOY_ACTION_DICTIONARY[i % len(TOY_ACTION_DICTIONARY)] for i in range(count)]
+    classes = {"train": TOY_COMPOUND_ACTIONS, "test_novel_compound": TOY_NOVEL_COMPOUND_ACTIONS}
+    classes = classes.get(split, dictionary) if config.compound_actions else dictionary
+    actions = [classes[i % len(classes)] for i in range(count)]
     order = rng.permutation(count)
     return [
         sample_clip_spec(
@@ -778,10 +932,21 @@ def sample_split_specs(config: ToyWorldConfig, split: str) -> list[ClipSpec]:
     ]
 
 
+def world_splits(config: ToyWorldConfig) -> tuple[str, ...]:
+    """The splits of a world: ``test_novel_compound`` only in the compound world."""
+    return SPLITS if config.compound_actions else SPLITS[:3]
+
+
 def clip_label(spec: ClipSpec, split: str) -> int:
-    """The evaluation label of a clip: its dictionary action, or in ``test_novel`` its novel action."""
+    """The evaluation label of a clip: its dictionary action, or in ``test_novel`` its novel action; in the compound
+    world the id into `TOY_COMPOUND_ACTIONS` (dictionary first), or in ``test_novel_compound`` into
+    `TOY_NOVEL_COMPOUND_ACTIONS`."""
     if split == "test_novel":
         return TOY_NOVEL_ACTIONS.index(spec.novel_action)
+    if split == "test_novel_compound":
+        return TOY_NOVEL_COMPOUND_ACTIONS.index(spec.action_name)
+    if spec.manner:
+        return TOY_COMPOUND_ACTIONS.index(spec.action_name)
     return TOY_ACTION_DICTIONARY.index(spec.action)
 
 
@@ -819,11 +984,16 @@ def generate_toy_world(
         )
     os.makedirs(os.path.join(output_dir, "splits"), exist_ok=True)
     os.makedirs(os.path.join(output_dir, "labels"), exist_ok=True)
-    write_class_file(os.path.join(output_dir, "labels", "actions.csv"), list(TOY_ACTION_DICTIONARY))
-    write_class_file(os.path.join(output_dir, "labels", "actions_heldout.csv"), heldout_class_names())
+    dictionary = world_dictionary(config)
+    write_class_file(os.path.join(output_dir, "labels", "actions.csv"), list(dictionary))
+    write_class_file(os.path.join(output_dir, "labels", "actions_heldout.csv"), heldout_class_names(dictionary))
     write_class_file(os.path.join(output_dir, "labels", "novel_actions.csv"), list(TOY_NOVEL_ACTIONS))
+    if config.compound_actions:
+        labels = os.path.join(output_dir, "labels")
+        write_class_file(os.path.join(labels, "novel_compound_actions.csv"), list(TOY_NOVEL_COMPOUND_ACTIONS))
+        write_class_file(os.path.join(labels, "all_compound_actions.csv"), list(TOY_COMPOUND_ACTIONS))
     manifest = {"settings_hash": settings_hash, "config": dataclasses.asdict(config), "splits": {}}
-    for split in SPLITS:
+    for split in world_splits(config):
         specs = sample_split_specs(config, split)
         lines, records = [], []
         for index, spec in enumerate(tqdm(specs, desc=f"Rendering toy {split} clips", disable=not specs)):
