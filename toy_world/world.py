@@ -389,9 +389,8 @@ def sample_clip_spec(
     shape = TOY_SHAPES[rng.integers(len(TOY_SHAPES))]
     color = list(TOY_COLORS)[rng.integers(len(TOY_COLORS))]
     texture = TOY_TEXTURES[rng.integers(len(TOY_TEXTURES))]
-    if action == "spinning" and shape == "circle" and texture == "plain":
-        # A plain disc looks identical at every angle: give it stripes so the rotation is visible.
-        texture = "striped"
+    if action == "spinning":
+        texture = _texture_showing_rotation(shape, texture)
     background = TOY_BACKGROUNDS[rng.integers(len(TOY_BACKGROUNDS))]
     if context_bias > 0 and rng.random() < context_bias:
         background, color = TOY_ACTION_CONTEXT[action]
@@ -430,15 +429,9 @@ def sample_clip_spec(
         scale_start, scale_end = (small, large) if action == "growing" else (large, small)
         spec.update(start_x=center_x, start_y=center_y, scale_start=scale_start, scale_end=scale_end)
     elif action == "spinning":
-        speed = float(rng.uniform(0.3, 0.45)) * (1 if rng.random() < 0.5 else -1)
-        spec.update(start_x=center_x, start_y=center_y, angular_velocity=speed)
+        spec.update(start_x=center_x, start_y=center_y, **_spin_parameters(rng))
     elif action == "blinking":
-        spec.update(
-            start_x=center_x,
-            start_y=center_y,
-            blink_period=float(rng.choice([4.0, 6.0])),
-            blink_phase=float(rng.uniform(0, 1)),
-        )
+        spec.update(start_x=center_x, start_y=center_y, **_blink_parameters(rng))
     elif action == "bouncing":
         amplitude = min(float(rng.uniform(0.25, 0.35) * frame_size), high - low)
         floor = float(rng.uniform(low + amplitude, high))
@@ -452,14 +445,9 @@ def sample_clip_spec(
             phase=float(rng.uniform(0, 1)),
         )
     else:  # shaking
-        amplitude = float(rng.uniform(3.0, 5.0) * unit)
-        spec.update(
-            start_x=float(np.clip(center_x, low + amplitude, high - amplitude)),
-            start_y=center_y,
-            amplitude=amplitude,
-            frequency=float(rng.uniform(0.2, 0.3)),  # 3-5 frames per shake: visible at every sampling
-            phase=float(rng.uniform(0, 1)),
-        )
+        shake = _shake_parameters(rng, unit)
+        start_x = float(np.clip(center_x, low + shake["amplitude"], high - shake["amplitude"]))
+        spec.update(shake, start_x=start_x, start_y=center_y)
     if manner:
         spec.update(manner=manner, **_sample_manner(rng, manner, shape, texture, frame_size, duration))
         spec.update(_fit_in_frame(spec, frame_size, num_frames))
@@ -476,6 +464,27 @@ def sample_clip_spec(
     return ClipSpec(**spec)
 
 
+def _texture_showing_rotation(shape: str, texture: str) -> str:
+    """A plain disc looks identical at every angle: a spinning one gets stripes so that its rotation shows."""
+    return "striped" if shape == "circle" and texture == "plain" else texture
+
+
+def _spin_parameters(rng: np.random.Generator) -> dict:
+    return {"angular_velocity": float(rng.uniform(0.3, 0.45)) * (1 if rng.random() < 0.5 else -1)}
+
+
+def _blink_parameters(rng: np.random.Generator) -> dict:
+    return {"blink_period": float(rng.choice([4.0, 6.0])), "blink_phase": float(rng.uniform(0, 1))}
+
+
+def _shake_parameters(rng: np.random.Generator, unit: float) -> dict:
+    return {
+        "amplitude": float(rng.uniform(3.0, 5.0) * unit),
+        "frequency": float(rng.uniform(0.2, 0.3)),  # 3-5 frames per shake: visible at every sampling
+        "phase": float(rng.uniform(0, 1)),
+    }
+
+
 def _sample_manner(
     rng: np.random.Generator, manner: str, shape: str, texture: str, frame_size: int, duration: int
 ) -> dict:
@@ -487,25 +496,16 @@ def _sample_manner(
         start, end = (small, large) if manner == "growing" else (large, small)
         return {"scale_start": start, "scale_end": end}
     if manner == "spinning":
-        speed = float(rng.uniform(0.3, 0.45)) * (1 if rng.random() < 0.5 else -1)
-        update = {"angular_velocity": speed}
-        if shape == "circle" and texture == "plain":
-            update["texture"] = "striped"  # a plain disc looks the same at every angle
-        return update
+        return {**_spin_parameters(rng), "texture": _texture_showing_rotation(shape, texture)}
     if manner == "blinking":
-        return {"blink_period": float(rng.choice([4.0, 6.0])), "blink_phase": float(rng.uniform(0, 1))}
+        return _blink_parameters(rng)
     if manner == "bouncing":
         return {
             "amplitude": float(rng.uniform(0.15, 0.22) * frame_size),
             "frequency": float(rng.uniform(1.5, 2.5)) / duration,
             "phase": float(rng.uniform(0, 1)),
         }
-    # shaking
-    return {
-        "amplitude": float(rng.uniform(3.0, 5.0) * unit),
-        "frequency": float(rng.uniform(0.2, 0.3)),
-        "phase": float(rng.uniform(0, 1)),
-    }
+    return _shake_parameters(rng, unit)
 
 
 def _fit_in_frame(spec: dict, frame_size: int, num_frames: int) -> dict:
