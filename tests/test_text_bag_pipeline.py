@@ -522,7 +522,12 @@ def test_build_refines_the_matches_when_asked(video_tree, dictionary_file, tiny_
     kmeans_bags = load_from_disk(str(output_dir / "stages/bags/data")).filter(lambda row: row["matched_label"] >= 0)
     assert dict(zip(kmeans_bags["video_id"], kmeans_bags["matched_label"])) == kmeans_expected
     assert "cosine similarities to the refined class embeddings" in (output_dir / "README.md").read_text()
-    plain = build_text_bags.main(base_args(video_tree, dictionary_file, tiny_model_dir, output_dir))
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="modeling_maxi.text_bags.build"):
+        plain = build_text_bags.main(base_args(video_tree, dictionary_file, tiny_model_dir, output_dir))
+    computed = re.search(r"Stages computed in this run: (.*?); loaded: (.*)", caplog.text)
+    assert "'match'" not in computed.group(1) and "'match'" in computed.group(2)  # the refining build's frame pass
+    assert (output_dir / "stages/match/data").is_dir()
     assert "match_refinement_steps" not in plain["parameters"]
     assert "refined" not in (output_dir / "README.md").read_text()
     plain_bags = load_from_disk(str(output_dir / "stages/bags/data")).filter(lambda row: row["matched_label"] >= 0)

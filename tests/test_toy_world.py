@@ -538,7 +538,8 @@ def test_base_captions_name_novel_actions_as_often_as_dictionary_actions():
 def test_captioner_targets_name_only_the_novel_action_and_fit_its_vocabulary():
     from toy_world.captioner import NOVEL_CAPTION_PHRASES, ToyCaptionerArguments, build_captioner, describe_still
 
-    _, processor = build_captioner(ToyCaptionerArguments(width=64, vision_layers=1, text_layers=1))
+    _, processor = build_captioner(ToyCaptionerArguments(width=64, vision_layers=1, text_layers=1), ToyWorldConfig())
+    assert not {"is", *TOY_MANNERS} & set(processor.tokenizer.vocab)  # the single world's captions name no motion
     rng = np.random.default_rng(0)
     for novel in ("", *TOY_NOVEL_ACTIONS):
         spec = sample_clip_spec(rng, "moving left", 64, 16, novel_action=novel or None)
@@ -548,6 +549,33 @@ def test_captioner_targets_name_only_the_novel_action_and_fit_its_vocabulary():
         ids = processor.tokenizer(caption)["input_ids"]
         assert processor.tokenizer.unk_token_id not in ids
         assert processor.tokenizer.decode(ids, skip_special_tokens=True).replace(" .", ".") == caption
+
+
+def test_compound_captioner_targets_name_the_manner_not_the_direction_and_spacy_reads_its_verb():
+    """In the compound world a still's caption names the manner its marks show ("a red star is spinning ..."), never
+    the translation; every such caption fits the vocabulary, and the real spaCy pipeline parses the manner's verb
+    from it (without the "is", it reads "a red star spinning" as a noun phrase)."""
+    from modeling_maxi.text_bags.verb_parsing import extract_verbs, load_spacy_pipeline
+    from toy_world.captioner import ToyCaptionerArguments, build_captioner, describe_still
+
+    world = ToyWorldConfig(compound_actions=True)
+    _, processor = build_captioner(ToyCaptionerArguments(width=64, vision_layers=1, text_layers=1), world)
+    nlp = load_spacy_pipeline()
+    rng = np.random.default_rng(0)
+    for action in TOY_COMPOUND_ACTIONS:
+        translation, manner = split_compound_action(action)
+        for novel in ("", "waving"):
+            spec = sample_clip_spec(rng, action, 64, 16, novel_action=novel or None)
+            caption = describe_still(frame_attributes(spec, 3, world))
+            assert f"{spec.shape} is {manner} " in caption, caption
+            assert not set(translation.split()) & set(caption.split()), caption  # the direction is never named
+            assert [m for m in TOY_MANNERS if m in caption] == [manner]
+            ids = processor.tokenizer(caption)["input_ids"]
+            assert processor.tokenizer.unk_token_id not in ids
+            assert processor.tokenizer.decode(ids, skip_special_tokens=True).replace(" .", ".") == caption
+            verbs = extract_verbs([caption], nlp=nlp)
+            assert manner in verbs, (caption, verbs)
+            assert ("wave" in verbs) == bool(novel), (caption, verbs)
 
 
 def test_toy_captioner_trains_caches_and_runs_in_the_real_caption_stage(tmp_path):

@@ -6,9 +6,12 @@ MAXI captions 8 frames of every training video with BLIP and adds the verbs of t
 (paper sec. 3.2); BLIP's captions of K400 clips name actions the dictionary lacks ("a man waving", "a woman chewing").
 The toy captioner is the analogue: it learned to caption stills with what they show, the object (colour and
 shape), the background, and the *novel* action's element when one is drawn ("a red circle
-with a dot orbiting it on a sand background."). It was never taught the dictionary's motions, so its captions do not
-name them: their verbs are the novel actions' (orbit, wave, leak), which no dictionary entry or phrase-table phrase
-contains. From one still it cannot tell how things move; the orbit, flag and drops are there in every frame.
+with a dot orbiting it on a sand background."). In the world of single actions it was never taught the dictionary's
+motions, so its captions do not name them: their verbs are the novel actions' (orbit, wave, leak), which no dictionary
+entry or phrase-table phrase contains. In the compound world it also names the clip's *manner* from the marks a still
+shows ("a red circle is spinning on a sand background.", as BLIP says "a man is playing a guitar"), never its
+direction (it was never taught one): one part of the action, right or wrong whatever the matching said. From one
+still it cannot tell how things move; the orbit, flag and drops are there in every frame.
 
 The tokenizer is a word-level BERT tokenizer over the captions' own vocabulary (`CAPTION_VOCABULARY`), saved with the
 model and a `BlipProcessor`, so ``--captioner <dir>`` loads it like any BLIP checkpoint. The result is cached in
@@ -46,6 +49,7 @@ from toy_world.base_pretraining import (
 from toy_world.world import (
     TOY_BACKGROUNDS,
     TOY_COLORS,
+    TOY_MANNERS,
     TOY_SHAPES,
     WORLD_FORMAT_VERSION,
     ToyWorldConfig,
@@ -54,7 +58,7 @@ from toy_world.world import (
 
 logger = logging.getLogger(__name__)
 
-CAPTIONER_FORMAT_VERSION = 1
+CAPTIONER_FORMAT_VERSION = 2  # 2: the compound world's captions name the manner
 SETTINGS_FILE = "captioner_settings.json"
 # What the captioner says about each novel action's element: a verb phrase, as BLIP says "a man waving his hand".
 NOVEL_CAPTION_PHRASES: dict[str, str] = {
@@ -78,6 +82,13 @@ CAPTION_VOCABULARY: tuple[str, ...] = tuple(
         ]
     )
 )
+# The compound world's captions say what the object is doing besides moving: "a red circle is spinning ...".
+MANNER_CAPTION_VOCABULARY: tuple[str, ...] = ("is", *TOY_MANNERS)
+
+
+def caption_vocabulary(world: ToyWorldConfig) -> tuple[str, ...]:
+    """The captioner's word-level vocabulary in `world`: the manners' words only where clips have a manner."""
+    return CAPTION_VOCABULARY + MANNER_CAPTION_VOCABULARY if world.compound_actions else CAPTION_VOCABULARY
 
 
 @dataclass
@@ -130,26 +141,31 @@ def captioner_settings_hash(args: ToyCaptionerArguments, world: ToyWorldConfig) 
 
 
 def describe_still(attributes: dict[str, str]) -> str:
-    """The captioner's target caption of a still: colour, shape, the novel action's element if any, and the
-    background, e.g. ``"a red circle waving a flag on a sand background."``."""
+    """The captioner's target caption of a still: colour, shape, the compound action's manner if any, the novel
+    action's element if any, and the background, e.g. ``"a red circle waving a flag on a sand background."`` or
+    ``"a red circle is spinning on a sand background."``."""
     words = [attributes["color"], attributes["shape"]]
+    if attributes.get("manner"):
+        words += ["is", attributes["manner"]]  # "is": spaCy then reads the participle as a verb in every caption
     if attributes.get("novel_action"):
         words.append(NOVEL_CAPTION_PHRASES[attributes["novel_action"]])
     return f"a {' '.join(words)} on a {attributes['background']} background."
 
 
-def build_captioner(args: ToyCaptionerArguments):
-    """A randomly initialised BLIP captioner and its processor (word-level BERT tokenizer, 64 px images)."""
+def build_captioner(args: ToyCaptionerArguments, world: ToyWorldConfig):
+    """A randomly initialised BLIP captioner for `world`'s stills and its processor (word-level BERT tokenizer over
+    `caption_vocabulary`, 64 px images)."""
     from transformers import BertTokenizer, BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor
 
+    vocabulary = caption_vocabulary(world)
     with tempfile.TemporaryDirectory() as directory:
         vocab = os.path.join(directory, "vocab.txt")
         with open(vocab, "w", encoding="utf-8") as handle:
-            handle.write("\n".join(CAPTION_VOCABULARY) + "\n")
+            handle.write("\n".join(vocabulary) + "\n")
         tokenizer = BertTokenizer(vocab, bos_token="[DEC]", model_max_length=40)
     bos, sep, pad = tokenizer.convert_tokens_to_ids(["[DEC]", "[SEP]", "[PAD]"])
     heads, inner = args.width // 64, 4 * args.width
-    text = {"vocab_size": len(CAPTION_VOCABULARY), "hidden_size": args.width, "num_hidden_layers": args.text_layers}
+    text = {"vocab_size": len(vocabulary), "hidden_size": args.width, "num_hidden_layers": args.text_layers}
     text.update(num_attention_heads=heads, intermediate_size=inner, max_position_embeddings=40, bos_token_id=bos)
     text.update(sep_token_id=sep, eos_token_id=sep, pad_token_id=pad)
     vision = {"hidden_size": args.width, "image_size": args.image_size, "patch_size": args.patch_size}
@@ -162,7 +178,8 @@ def build_captioner(args: ToyCaptionerArguments):
 
 @torch.no_grad()
 def caption_accuracy(model, processor, pixel_values: torch.Tensor, captions: list[str]) -> dict[str, float]:
-    """Exact-caption rate and novel-phrase accuracy (named when shown, absent otherwise) of greedy captions."""
+    """Exact-caption rate, novel-phrase accuracy (named when shown, absent otherwise) and, where the captions name
+    manners, manner accuracy (the right one named) of greedy captions."""
     model.eval()
     generated = [
         text.strip()
@@ -176,7 +193,13 @@ def caption_accuracy(model, processor, pixel_values: torch.Tensor, captions: lis
     novel = np.mean(
         [all((p in g) == (p in t) for p in NOVEL_CAPTION_PHRASES.values()) for g, t in zip(generated, normalised)]
     )
-    return {"exact_caption_rate": float(exact), "novel_phrase_accuracy": float(novel), "example": generated[0]}
+    accuracy = {"exact_caption_rate": float(exact), "novel_phrase_accuracy": float(novel)}
+    manners_named = [[word for word in text.split() if word in TOY_MANNERS] for text in generated]
+    manners_shown = [[word for word in text.split() if word in TOY_MANNERS] for text in normalised]
+    if any(manners_shown):
+        right = [named == shown for named, shown in zip(manners_named, manners_shown) if shown]
+        accuracy["manner_accuracy"] = float(np.mean(right))
+    return {**accuracy, "example": generated[0]}
 
 
 def _caption_corpus(args: ToyCaptionerArguments, world: ToyWorldConfig, count: int, seed_offset: int):
@@ -206,7 +229,7 @@ def train_toy_captioner(args: ToyCaptionerArguments, world: ToyWorldConfig | Non
 
 def _train_and_save(args: ToyCaptionerArguments, world: ToyWorldConfig, key: str, output_dir: str) -> str:
     started = time.perf_counter()
-    model, processor = build_captioner(args)
+    model, processor = build_captioner(args, world)
     frames, captions = _caption_corpus(args, world, args.num_images, seed_offset=5)
     probe_frames, probe_captions = _caption_corpus(args, world, 300, seed_offset=6)
     pixel_values = processor.image_processor(images=list(frames), return_tensors="pt")["pixel_values"]

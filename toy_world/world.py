@@ -842,7 +842,8 @@ def render_clip(spec: ClipSpec, config: ToyWorldConfig) -> np.ndarray:
 
 
 def frame_attributes(spec: ClipSpec, time: float, config: ToyWorldConfig) -> dict[str, str]:
-    """Caption-ready words for the frame at `time`: colour, shape, texture, background, position, size, action."""
+    """Caption-ready words for the frame at `time`: colour, shape, texture, background, position, size, action (and
+    the compound action's manner, "" in the world of single actions)."""
     state = object_state(spec, time, config.num_frames)
     third = config.frame_size / 3
     horizontal = "left" if state.x < third else ("right" if state.x > 2 * third else "center")
@@ -858,6 +859,7 @@ def frame_attributes(spec: ClipSpec, time: float, config: ToyWorldConfig) -> dic
         "vertical": vertical,
         "size": size,
         "action": spec.action_name,
+        "manner": spec.manner,
         "visible": "yes" if state.visible > 0 else "no",
         "marks": " and ".join(TOY_MARK_DESCRIPTIONS[m] for m in spec.motions) if config.motion_marks else "",
         "novel_action": spec.novel_action,

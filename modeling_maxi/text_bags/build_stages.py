@@ -162,6 +162,11 @@ def run_match_stage(
         **({"video_embeddings": True} if refine else {}),  # unchanged key (and cache) without refinement
         **({"caption": {k: v for k, v in caption.items() if k != "batch_size"}} if caption else {}),
     }
+    with_embeddings = {**params, "video_embeddings": True}
+    if not refine and store.is_complete_with("match", with_embeddings):
+        # A refining build's frame pass (same matches and captions, plus the embeddings) serves as it is: switching
+        # the refinement off (the paper's matching) redoes no decoding, CLIP pass or captioning.
+        return store.load("match", with_embeddings).remove_columns(EMBEDDING_COLUMN)
     caption_features = {"captions": STRING_LIST, "caption_error": Value("string")} if caption else {}
     return store.run_map(
         "match",

@@ -162,6 +162,17 @@ class StageStore:
             return None
         return manifest
 
+    def is_complete_with(self, stage: str, params: dict[str, Any]) -> bool:
+        """Whether a complete `stage` built with `params` is saved (a read only: unlike `load`, a stage built with
+        other parameters is left in place)."""
+        manifest = self.read_manifest(stage)
+        return bool(
+            manifest is not None
+            and manifest.get("complete")
+            and manifest.get("version") == MANIFEST_VERSION
+            and manifest.get("digest") == params_digest(params)
+        )
+
     def digest(self, stage: str) -> str:
         """The parameter digest of a complete stage (to chain into the parameters of the stages after it)."""
         manifest = self.read_manifest(stage)

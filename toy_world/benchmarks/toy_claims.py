@@ -6,9 +6,11 @@ For each seed: generate the world, pretrain the base, build the text bags (all e
 fine-tune with the five objectives of the paper's Table 7 on the same bags: cross-entropy over the dictionary's class
 prompts (`cross_entropy`), NCE with one sampled text per video (`nce`), MIL-Max (`mil_max`), MIL-NCE with only the
 video's own bag positive (`mil_nce_instance`) and MIL-NCE over the bag (`mil_nce`, Eq. 2). The bags hold the toy
-captioner's caption verbs, as in the demo; top-1 on the novel actions is reported beside the dictionary's.
-Prints mean ± std over the seeds of held-out zero-shot top-1/top-5 and writes a `## toy_claims` section into
-`benchmarks/RESULTS.md`. `--objectives` runs a subset; world settings of `toy_world.demo` such as
+captioner's caption verbs, as in the demo; top-1 on the novel actions (and, in the compound world, the demo's default,
+on the novel pairs of known parts) is reported beside the dictionary's. Prints mean ± std over the seeds of held-out
+zero-shot top-1/top-5 and writes a `## toy_claims` section into `benchmarks/RESULTS.md`. `--objectives` runs a subset;
+world settings of `toy_world.demo` such as `--compound_actions false` (the world of ten single actions, with the
+recipe its results were measured with, `toy_world.demo.SINGLE_ACTION_WORLD`),
 `--min_action_visibility`, `--clear_pretraining_stills` and `--mark_caption_prob` pass through,
 `--match_refinement_steps` / `--match_refinement_method` set the refinement of the matches before filtering
 (`--match_refinement_steps 0` is the paper's matching), `--paper_matching` adds MIL-NCE on bags of the paper's
@@ -31,6 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from toy_world.demo import (  # noqa: E402
+    SINGLE_ACTION_WORLD,
     DemoArguments,
     add_demo_settings,
     build_text_bags,
@@ -44,6 +47,7 @@ from toy_world.demo import (  # noqa: E402
 
 OBJECTIVES = ("cross_entropy", "nce", "mil_max", "mil_nce_instance", "mil_nce")
 DEMO_SETTINGS = (
+    "compound_actions",
     "min_action_visibility",
     "filter_score",
     "filter_ratio",
@@ -51,6 +55,7 @@ DEMO_SETTINGS = (
     "match_refinement_steps",
     "match_refinement_method",
 )
+COMPOUND_SET = "novel compound actions"  # the compound world's novel pairs (toy_world.demo.EVALUATION_SETS)
 PAPER_MATCHING_ROW = "mil_nce_paper_matching"  # `--paper_matching`: MIL-NCE on bags of the paper's matching
 RESULTS_FILE = Path(__file__).resolve().parents[2] / "benchmarks" / "RESULTS.md"
 
@@ -86,30 +91,39 @@ def mean_std(values: list[float]) -> str:
 def summarize(per_seed: dict[int, dict], objectives: tuple[str, ...] = OBJECTIVES) -> str:
     if all(PAPER_MATCHING_ROW in r for r in per_seed.values()):
         objectives = (*objectives, PAPER_MATCHING_ROW)
+    novel_sets, titles = ["novel actions"], {}
+    if all(COMPOUND_SET in r["base"] for r in per_seed.values()):
+        novel_sets.append(COMPOUND_SET)
+        titles = {"novel actions": "novel elements", COMPOUND_SET: "novel pairs"}  # as the demo's table says
     rows = [
-        "| model | top-1 (dictionary names) | top-5 | top-1 (held-out phrasings) | top-1 (novel actions) |",
-        "|---|---|---|---|---|",
+        "| model | top-1 (dictionary names) | top-5 | top-1 (held-out phrasings) | "
+        + " | ".join(f"top-1 ({titles.get(label_set, label_set)})" for label_set in novel_sets)
+        + " |",
+        "|---|---|---|---" + "|---" * len(novel_sets) + "|",
     ]
     for name in ("base", *objectives):
         label = "base (object-biased CLIP)" if name == "base" else f"MAXI fine-tuned, `{name}`"
         if name == PAPER_MATCHING_ROW:
             label = "MAXI fine-tuned, `mil_nce`, paper's matching (no refinement)"
-        top1 = [r[name]["dictionary names"]["top1"] for r in per_seed.values()]
-        top5 = [r[name]["dictionary names"]["top5"] for r in per_seed.values()]
-        held = [r[name]["held-out phrasings"]["top1"] for r in per_seed.values()]
-        novel = [r[name]["novel actions"]["top1"] for r in per_seed.values()]
-        rows.append(f"| {label} | {mean_std(top1)} | {mean_std(top5)} | {mean_std(held)} | {mean_std(novel)} |")
+        columns = [
+            [r[name]["dictionary names"]["top1"] for r in per_seed.values()],
+            [r[name]["dictionary names"]["top5"] for r in per_seed.values()],
+            *(
+                [r[name][label_set]["top1"] for r in per_seed.values()]
+                for label_set in ("held-out phrasings", *novel_sets)
+            ),
+        ]
+        rows.append(f"| {label} | " + " | ".join(mean_std(values) for values in columns) + " |")
     matching = [100 * r["matching"]["matching_accuracy"] for r in per_seed.values()]
     rows.append("")
     for name in ("mil_nce", PAPER_MATCHING_ROW):
         if name not in objectives:
             continue
-        for label_set in ("dictionary names", "novel actions"):
+        for label_set in ("dictionary names", *novel_sets):
             gains = [r[name][label_set]["top1"] - r["base"][label_set]["top1"] for r in per_seed.values()]
             rows.append(
-                f"`{name}` gain over the base, top-1 on the {label_set}: {mean_std(gains)} points (per seed: "
-                + ", ".join(f"{g:+.1f}" for g in gains)
-                + ")."
+                f"`{name}` gain over the base, top-1 on the {titles.get(label_set, label_set)}: {mean_std(gains)} "
+                "points (per seed: " + ", ".join(f"{g:+.1f}" for g in gains) + ")."
             )
     rows.append(f"CLIP matching accuracy of the kept videos: {mean_std(matching)}%.")
     if PAPER_MATCHING_ROW in objectives:
@@ -142,8 +156,11 @@ def main() -> None:
     )
     options = parser.parse_args()
     settings = {name: getattr(options, name) for name in DEMO_SETTINGS}
+    recipe = {} if options.compound_actions else SINGLE_ACTION_WORLD  # the single world as its results were measured
     base_args = DemoArguments(
-        output_dir=options.output_dir, clear_pretraining_stills=options.clear_pretraining_stills, **settings
+        output_dir=options.output_dir,
+        clear_pretraining_stills=options.clear_pretraining_stills,
+        **{**recipe, **settings},
     )
     objectives = tuple(options.objectives)
     started = time.perf_counter()
@@ -159,7 +176,9 @@ def main() -> None:
         if objectives != OBJECTIVES:
             command += " --objectives " + " ".join(objectives)
         command += "".join(
-            f" --{name} {value}" for name, value in settings.items() if value != getattr(DemoArguments, name)
+            f" --{name} {str(value).lower() if isinstance(value, bool) else value}"
+            for name, value in settings.items()
+            if value != getattr(DemoArguments, name)
         )
         if options.clear_pretraining_stills:
             command += " --clear_pretraining_stills"
@@ -168,7 +187,8 @@ def main() -> None:
         write_results(
             "## toy_claims\n\n"
             f"Command: `{command}` ({minutes:.0f} min on this machine's 2 CPU cores; demo defaults: "
-            f"{base_args.num_train_videos} unlabeled / {base_args.num_test_videos} held-out clips, 10 actions, "
+            f"{base_args.num_train_videos} unlabeled / {base_args.num_test_videos} held-out clips, "
+            f"{'the compound world' if base_args.compound_actions else 'the world of 10 single actions'}, "
             f"p = {base_args.filter_ratio} by {base_args.filter_score}, {base_args.train_steps} fine-tuning steps). "
             "Held-out zero-shot accuracy in %, mean ± std over seeds:\n\n" + table
         )

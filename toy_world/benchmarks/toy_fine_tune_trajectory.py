@@ -34,7 +34,14 @@ from modeling_maxi.evaluation.zero_shot_eval import predict_split  # noqa: E402
 from modeling_maxi.loss import LOSS_VARIANTS  # noqa: E402
 from modeling_maxi.text_bags.filtering import FILTER_SCORES  # noqa: E402
 from modeling_maxi.text_bags.publishing import load_text_bags  # noqa: E402
-from toy_world.demo import DemoArguments, build_text_bags, fine_tune, generate_world, pretrain_base  # noqa: E402
+from toy_world.demo import (  # noqa: E402
+    SINGLE_ACTION_WORLD,
+    DemoArguments,
+    build_text_bags,
+    fine_tune,
+    generate_world,
+    pretrain_base,
+)
 
 
 def checkpoint_dirs(run_dir: Path) -> list[tuple[int, Path]]:
@@ -64,7 +71,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output_dir", default="toy_claims_output/seed0")
     parser.add_argument("--every", type=int, default=50, help="Steps between kept checkpoints.")
-    defaults = DemoArguments()
+    defaults = DemoArguments(**SINGLE_ACTION_WORLD)
     parser.add_argument("--learning_rate", type=float, default=defaults.learning_rate)
     parser.add_argument("--augmentations", nargs="+", default=defaults.augmentations, help="'none' for none.")
     parser.add_argument("--text_sources", nargs="+", default=None, help="Default: the whole bag.")
@@ -77,6 +84,7 @@ def main() -> None:
         parser.error(f"--every must be a positive number of steps, got {options.every}.")
     augmentations = [] if options.augmentations == ["none"] else options.augmentations
     args = DemoArguments(
+        **SINGLE_ACTION_WORLD,
         output_dir=options.output_dir,
         seed=options.seed,
         learning_rate=options.learning_rate,

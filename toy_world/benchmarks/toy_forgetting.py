@@ -37,6 +37,7 @@ from transformers import AutoModel, AutoProcessor  # noqa: E402
 
 from toy_world.benchmarks.toy_novel_actions import mean_pairwise, name_prompt_cosines  # noqa: E402
 from toy_world.demo import (  # noqa: E402
+    SINGLE_ACTION_WORLD,
     DemoArguments,
     build_text_bags,
     evaluate,
@@ -124,7 +125,7 @@ def main() -> None:
     parser.add_argument("--held_out_actions", nargs="+", default=list(DEFAULT_HELD_OUT))
     options = parser.parse_args()
     held_out = tuple(options.held_out_actions)
-    args = DemoArguments(output_dir=options.output_dir, seed=options.seed)
+    args = DemoArguments(**SINGLE_ACTION_WORLD, output_dir=options.output_dir, seed=options.seed)
     paper = dataclasses.replace(args, match_refinement_steps=0)
     world = generate_world(args)
     base_dir = pretrain_base(args, world)

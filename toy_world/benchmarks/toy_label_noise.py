@@ -43,6 +43,7 @@ from transformers import AutoModel, AutoProcessor  # noqa: E402
 from modeling_maxi.evaluation import load_custom_split  # noqa: E402
 from modeling_maxi.evaluation.zero_shot_eval import predict_split  # noqa: E402
 from toy_world.demo import (  # noqa: E402
+    SINGLE_ACTION_WORLD,
     DemoArguments,
     build_text_bags,
     evaluate,
@@ -170,7 +171,9 @@ def main() -> None:
     for accuracy in options.corrected_accuracies:
         if not 0.0 < accuracy <= 1.0:
             parser.error(f"--corrected_accuracies must be in (0, 1], got {accuracy}.")
-    args = DemoArguments(output_dir=options.output_dir, seed=options.seed, context_bias=options.context_bias)
+    args = DemoArguments(
+        **SINGLE_ACTION_WORLD, output_dir=options.output_dir, seed=options.seed, context_bias=options.context_bias
+    )
     dictionary_only = dataclasses.replace(args, text_sources=["dictionary"])
     world = generate_world(args)
     base_dir = pretrain_base(args, world)

@@ -44,6 +44,7 @@ from modeling_maxi.text_bags.captioning import caption_verbs_batch  # noqa: E402
 from modeling_maxi.video_io import read_video_frames  # noqa: E402
 from toy_world.captioner import describe_still  # noqa: E402
 from toy_world.demo import (  # noqa: E402
+    SINGLE_ACTION_WORLD,
     DemoArguments,
     build_text_bags,
     evaluate,
@@ -203,7 +204,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output_dir", default="toy_claims_output/seed0")
     options = parser.parse_args()
-    args = DemoArguments(output_dir=options.output_dir, seed=options.seed)
+    args = DemoArguments(**SINGLE_ACTION_WORLD, output_dir=options.output_dir, seed=options.seed)
     captions_only = dataclasses.replace(args, text_sources=["dictionary", "captions"])
     world = generate_world(args)
     base_dir = pretrain_base(args, world)

@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from toy_label_noise import error_structure, write_oracle_bags  # noqa: E402
 
 from toy_world.demo import (  # noqa: E402
+    SINGLE_ACTION_WORLD,
     DemoArguments,
     add_demo_settings,
     build_text_bags,
@@ -52,7 +53,7 @@ def main() -> None:
     parser.add_argument("--oracle", action="store_true", help="Also fine-tune on the kept clips' true actions.")
     options = parser.parse_args()
     settings = {name: getattr(options, name) for name in DEMO_SETTINGS}
-    args = DemoArguments(output_dir=options.output_dir, seed=options.seed, **settings)
+    args = DemoArguments(**SINGLE_ACTION_WORLD, output_dir=options.output_dir, seed=options.seed, **settings)
     world = generate_world(args)
     base_dir = pretrain_base(args, world)
     runs, kept = {BASE: base_dir}, {}
