@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 from transformers import AutoModel
 
+from toy_world.demo import NOVEL_PAIRS_SET as NOVEL_PAIRS
 from toy_world.demo import DemoArguments, main
 from toy_world.world import TOY_ACTION_CONTEXT, TOY_MANNERS
-
-NOVEL_PAIRS = "novel compound actions"  # the compound world's novel actions: pairs of parts the dictionary names
 
 
 def caption_verb_rates(output_dir: Path, verbs: dict[str, str], part: str) -> dict[str, tuple[float, float]]:

@@ -176,6 +176,10 @@ def build_captioner(args: ToyCaptionerArguments, world: ToyWorldConfig):
     return model, processor
 
 
+def _manners_named(caption: str) -> list[str]:
+    return [word for word in caption.split() if word in TOY_MANNERS]
+
+
 @torch.no_grad()
 def caption_accuracy(model, processor, pixel_values: torch.Tensor, captions: list[str]) -> dict[str, float]:
     """Exact-caption rate, novel-phrase accuracy (named when shown, absent otherwise) and, where the captions name
@@ -194,10 +198,9 @@ def caption_accuracy(model, processor, pixel_values: torch.Tensor, captions: lis
         [all((p in g) == (p in t) for p in NOVEL_CAPTION_PHRASES.values()) for g, t in zip(generated, normalised)]
     )
     accuracy = {"exact_caption_rate": float(exact), "novel_phrase_accuracy": float(novel)}
-    manners_named = [[word for word in text.split() if word in TOY_MANNERS] for text in generated]
-    manners_shown = [[word for word in text.split() if word in TOY_MANNERS] for text in normalised]
+    manners_shown = [_manners_named(text) for text in normalised]
     if any(manners_shown):
-        right = [named == shown for named, shown in zip(manners_named, manners_shown) if shown]
+        right = [_manners_named(text) == shown for text, shown in zip(generated, manners_shown) if shown]
         accuracy["manner_accuracy"] = float(np.mean(right))
     return {**accuracy, "example": generated[0]}
 

@@ -465,11 +465,21 @@ def _repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
+NOVEL_PAIRS_SET = "novel compound actions"  # the compound world's 6 novel pairs, its novel actions of the claim
+
+
+def label_set_titles(label_sets: Sequence[str]) -> dict[str, str]:
+    """Column titles of the evaluation sets: in the compound world its novel pairs are the novel actions of the claim
+    ("novel pairs") and the secondary elements stay beside them ("novel elements"); elsewhere the names themselves."""
+    compound = {"novel actions": "novel elements", NOVEL_PAIRS_SET: "novel pairs"}
+    return {name: compound.get(name, name) if NOVEL_PAIRS_SET in label_sets else name for name in label_sets}
+
+
 EVALUATION_SETS = (  # (label set, class file, split file) of the held-out evaluation
     ("dictionary names", "actions.csv", "test.txt"),
     ("held-out phrasings", "actions_heldout.csv", "test.txt"),
     ("novel actions", "novel_actions.csv", "test_novel.txt"),
-    ("novel compound actions", "novel_compound_actions.csv", "test_novel_compound.txt"),  # compound world only
+    (NOVEL_PAIRS_SET, "novel_compound_actions.csv", "test_novel_compound.txt"),  # compound world only
 )
 
 
@@ -541,17 +551,14 @@ def _cell(metrics: dict) -> str:
 def format_table(results: dict, args: DemoArguments) -> str:
     """Markdown table of top-1 (top-5) per model and evaluation set, and the matching accuracy of each build."""
     label_sets = [name for name, _, _ in EVALUATION_SETS if name in results["base"]]
-    compound = "novel compound actions" in label_sets
-    # In the compound world its novel pairs are the novel actions of the claim; the secondary elements stay beside them
-    titles = {"novel actions": "novel elements", "novel compound actions": "novel pairs"} if compound else {}
-    header = [titles.get(name, name) for name in label_sets]
-    rows = ["| model | " + " | ".join(header) + " |", "|---" * (len(label_sets) + 1) + "|"]
+    titles = label_set_titles(label_sets)
+    rows = ["| model | " + " | ".join(titles.values()) + " |", "|---" * (len(label_sets) + 1) + "|"]
     models = [("base", "base (object-biased CLIP)")] + [row for row in MAXI_ROWS if row[0] in results]
     for key, title in models:
         cells = [_cell(results[key][s]) for s in label_sets]
         rows.append(f"| {title} | " + " | ".join(cells) + " |")
     rows.append("")
-    if compound:
+    if NOVEL_PAIRS_SET in label_sets:
         note = (
             "Top-1 (top-5) zero-shot accuracy in %; novel pairs: the 6 actions the dictionary lacks, pairs of parts it "
             "names, over their names; novel elements: top-1 over the 3 secondary elements' names (orbit, wave, leak)"

@@ -150,12 +150,16 @@ class StageStore:
         }
         _write_json_atomic(stage_dir / MANIFEST_NAME, payload)
 
+    @staticmethod
+    def _built_with(manifest: dict[str, Any], params: dict[str, Any]) -> bool:
+        return manifest.get("version") == MANIFEST_VERSION and manifest.get("digest") == params_digest(params)
+
     def _matching_manifest(self, stage: str, params: dict[str, Any]) -> dict[str, Any] | None:
         """The stage's manifest if it was built with `params`; a stale stage is deleted and None returned."""
         manifest = self.read_manifest(stage)
         if manifest is None:
             return None
-        if manifest.get("version") != MANIFEST_VERSION or manifest.get("digest") != params_digest(params):
+        if not self._built_with(manifest, params):
             if self.is_main:  # the other processes wait for the main one to recompute it
                 logger.warning("Stage %r was built with other parameters; recomputing it", stage)
                 shutil.rmtree(self.stage_dir(stage))
@@ -166,12 +170,7 @@ class StageStore:
         """Whether a complete `stage` built with `params` is saved (a read only: unlike `load`, a stage built with
         other parameters is left in place)."""
         manifest = self.read_manifest(stage)
-        return bool(
-            manifest is not None
-            and manifest.get("complete")
-            and manifest.get("version") == MANIFEST_VERSION
-            and manifest.get("digest") == params_digest(params)
-        )
+        return manifest is not None and bool(manifest.get("complete")) and self._built_with(manifest, params)
 
     def digest(self, stage: str) -> str:
         """The parameter digest of a complete stage (to chain into the parameters of the stages after it)."""

@@ -33,6 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from toy_world.demo import (  # noqa: E402
+    NOVEL_PAIRS_SET,
     SINGLE_ACTION_WORLD,
     DemoArguments,
     add_demo_settings,
@@ -40,6 +41,7 @@ from toy_world.demo import (  # noqa: E402
     evaluate,
     fine_tune,
     generate_world,
+    label_set_titles,
     matching_accuracy,
     prepare_captioner,
     pretrain_base,
@@ -55,7 +57,6 @@ DEMO_SETTINGS = (
     "match_refinement_steps",
     "match_refinement_method",
 )
-COMPOUND_SET = "novel compound actions"  # the compound world's novel pairs (toy_world.demo.EVALUATION_SETS)
 PAPER_MATCHING_ROW = "mil_nce_paper_matching"  # `--paper_matching`: MIL-NCE on bags of the paper's matching
 RESULTS_FILE = Path(__file__).resolve().parents[2] / "benchmarks" / "RESULTS.md"
 
@@ -91,10 +92,10 @@ def mean_std(values: list[float]) -> str:
 def summarize(per_seed: dict[int, dict], objectives: tuple[str, ...] = OBJECTIVES) -> str:
     if all(PAPER_MATCHING_ROW in r for r in per_seed.values()):
         objectives = (*objectives, PAPER_MATCHING_ROW)
-    novel_sets, titles = ["novel actions"], {}
-    if all(COMPOUND_SET in r["base"] for r in per_seed.values()):
-        novel_sets.append(COMPOUND_SET)
-        titles = {"novel actions": "novel elements", COMPOUND_SET: "novel pairs"}  # as the demo's table says
+    novel_sets = ["novel actions"]
+    if all(NOVEL_PAIRS_SET in r["base"] for r in per_seed.values()):
+        novel_sets.append(NOVEL_PAIRS_SET)
+    titles = label_set_titles(novel_sets)  # as the demo's table says
     rows = [
         "| model | top-1 (dictionary names) | top-5 | top-1 (held-out phrasings) | "
         + " | ".join(f"top-1 ({titles.get(label_set, label_set)})" for label_set in novel_sets)
