@@ -4,6 +4,7 @@
 import dataclasses
 import os
 import re
+from collections import Counter
 
 import av
 import numpy as np
@@ -32,6 +33,7 @@ from toy_world.world import (
     TOY_NOVEL_INKS,
     ClipSpec,
     ToyWorldConfig,
+    compound_training_actions,
     frame_attributes,
     generate_toy_world,
     load_world_specs,
@@ -690,6 +692,25 @@ def test_compound_world_lists_the_novel_pairs_apart(tmp_path):
     assert config.settings_hash() != dataclasses.replace(config, compound_actions=False).settings_hash()
     with pytest.raises(ValueError, match="'growing' with 'spinning'"):
         ClipSpec(**{**dataclasses.asdict(train[0][2]), "action": "growing", "manner": "spinning"})
+
+
+def test_novel_pair_weight_sets_how_often_the_training_clips_show_the_novel_pairs(tmp_path):
+    counts = Counter(compound_training_actions(1500, 1 / 3))
+    assert {counts[name] for name in TOY_COMPOUND_DICTIONARY} == {75}  # 18 x 75 + 6 x 25 = 1500: a tenth novel
+    assert {counts[name] for name in TOY_NOVEL_COMPOUND_ACTIONS} == {25}
+    assert set(compound_training_actions(40, 0.0)) == set(TOY_COMPOUND_DICTIONARY)
+    config = ToyWorldConfig(seed=3, compound_actions=True, novel_pair_weight=0.5, **{**SMALL, "num_train": 42})
+    generate_toy_world(tmp_path, config)
+    train = Counter(label for _, label, _ in load_world_specs(tmp_path, "train"))
+    assert sum(train[label] for label in range(18, 24)) == 6 and set(train) == set(range(24))
+    # 1 is the world as before the setting (every pair as often: the test above), with the same cache key
+    old = ToyWorldConfig(seed=3, compound_actions=True, **{**SMALL, "num_train": 48})
+    assert "novel_pair_weight" not in settings_for_cache_key(dataclasses.asdict(old))
+    assert old.settings_hash() != dataclasses.replace(old, novel_pair_weight=0.5).settings_hash()
+    with pytest.raises(ValueError, match="novel_pair_weight"):
+        ToyWorldConfig(compound_actions=True, novel_pair_weight=1.5)
+    with pytest.raises(ValueError, match="needs `compound_actions`"):
+        ToyWorldConfig(novel_pair_weight=0.5)  # the world of single actions has no pairs
 
 
 def test_compound_phrases_join_their_parts_phrases_and_stay_out_of_the_bags():

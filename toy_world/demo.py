@@ -4,8 +4,9 @@
 Steps (each reuses its output when rerun with the same settings):
 
 1. generate the toy action-video world (`toy_world.world`: real H.264 mp4 files, labels for evaluation only): by
-   default the compound world, 24 actions "<direction> while <manner>" of which the dictionary names 18
-   (`--compound_actions false`: the world of ten single actions);
+   default the compound world, 24 actions "<direction> while <manner>" of which the dictionary names 18, the other 6
+   shown by a tenth of the training clips (`--novel_pair_weight`; `--compound_actions false`: the world of ten single
+   actions);
 2. pretrain or load the object-biased base model (`toy_world.base_pretraining`, cached by settings hash);
 3. train or load the toy frame captioner (`toy_world.captioner`: a small BLIP trained on captioned stills, cached);
 4. build the text bags with the real pipeline (`modeling_maxi.text_bags.build_text_bags`: CLIP matching with prompt
@@ -73,7 +74,13 @@ def default_cache_dir(kind: str = "toy_base") -> str:
 
 # The world of ten single actions with the recipe the main job ran on it until 2026-12-07: the benchmarks that study
 # that world (its novel elements, forgetting, label noise) pin it, so their commands in benchmarks/RESULTS.md reproduce.
-SINGLE_ACTION_WORLD = {"compound_actions": False, "base_steps": 1000, "captioner_steps": 1000, "train_steps": 200}
+SINGLE_ACTION_WORLD = {
+    "compound_actions": False,
+    "novel_pair_weight": 1.0,
+    "base_steps": 1000,
+    "captioner_steps": 1000,
+    "train_steps": 200,
+}
 
 
 @dataclass
@@ -100,6 +107,14 @@ class DemoArguments:
             "help": "The compound world: clips move one way while doing one thing more ('moving left while spinning'); "
             "the dictionary names 18 of the 24 pairs, the other 6 are evaluated as novel actions (toy_world/world.py). "
             "false: the world of ten single actions."
+        },
+    )
+    novel_pair_weight: float = field(
+        default=0.333,
+        metadata={
+            "help": "Compound world: training clips of each novel pair per clip of a dictionary pair. 0.333: a tenth "
+            "of the clips show a novel pair, as K400's clips mostly show actions its dictionary names; 1: a quarter "
+            "(toy_world/world.py). Not used in the world of single actions."
         },
     )
     base_steps: int = field(default=1000, metadata={"help": "Pretraining steps of the object-biased base model."})
@@ -210,6 +225,8 @@ class DemoArguments:
             raise ValueError(f"`min_action_visibility` must be in [0, 1], got {self.min_action_visibility!r}.")
         if not 0.0 <= self.novel_action_prob <= 1.0:
             raise ValueError(f"`novel_action_prob` must be in [0, 1], got {self.novel_action_prob!r}.")
+        if not 0.0 <= self.novel_pair_weight <= 1.0:
+            raise ValueError(f"`novel_pair_weight` must be in [0, 1], got {self.novel_pair_weight!r}.")
         if isinstance(self.num_test_novel_videos, bool) or not isinstance(self.num_test_novel_videos, int):
             raise ValueError(
                 f"`num_test_novel_videos` must be a non-negative integer, got {self.num_test_novel_videos!r}."
@@ -250,6 +267,7 @@ def generate_world(args: DemoArguments) -> Path:
         novel_action_prob=args.novel_action_prob,
         num_test_novel=args.num_test_novel_videos,
         compound_actions=args.compound_actions,
+        novel_pair_weight=args.novel_pair_weight if args.compound_actions else 1.0,
     )
     generate_toy_world(world_dir, config)
     return world_dir

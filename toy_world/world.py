@@ -16,10 +16,11 @@ it), with probability ``novel_action_prob`` in the training and dictionary test 
 without a label; the matching only ever names dictionary actions.
 
 The compound world (``compound_actions=True``) has 24 actions, each a translation while a manner ("moving left while
-spinning", marks of both drawn): the dictionary names 18, and the 6 it lacks (`TOY_NOVEL_COMPOUND_ACTIONS`) are shown
-by a quarter of the training clips, unlabelled, and evaluated zero-shot by name in ``test_novel_compound``. Each part
-of a novel pair is in the dictionary, only the pair is not: as K400's class names share verbs and objects and K600's
-new classes pair words K400 already has, whereas the secondary novel actions above share nothing with the dictionary.
+spinning", marks of both drawn): the dictionary names 18, and the 6 it lacks (`TOY_NOVEL_COMPOUND_ACTIONS`) are shown by
+some of the training clips (a quarter, or fewer with ``novel_pair_weight``), unlabelled, and evaluated zero-shot by name
+in ``test_novel_compound``. Each part of a novel pair is in the dictionary, only the pair is not: as K400's class names
+share verbs and objects and K600's new classes pair words K400 already has, whereas the secondary novel actions above
+share nothing with the dictionary.
 
 Output layout (``output_dir``)::
 
@@ -136,7 +137,12 @@ TOY_COMPOUND_ACTIONS: tuple[str, ...] = TOY_COMPOUND_DICTIONARY + TOY_NOVEL_COMP
 #: Settings added after world format 4, with their neutral values: cache keys (of worlds and of the base models
 #: pretrained on them) include such a setting only when it differs from its neutral value, so that everything cached
 #: before the setting existed keeps its key. See `settings_for_cache_key`.
-LATER_SETTING_DEFAULTS = {"min_action_visibility": 1.0, "clear_stills": False, "compound_actions": False}
+LATER_SETTING_DEFAULTS = {
+    "min_action_visibility": 1.0,
+    "clear_stills": False,
+    "compound_actions": False,
+    "novel_pair_weight": 1.0,
+}
 ACTION_VISIBILITY_STREAM = 7  # keys the per-clip action visibility stream (see `sample_clip_spec`)
 NOVEL_ACTION_STREAM = 8  # keys the per-clip secondary (novel) action stream
 WORLD_FORMAT_VERSION = 5  # bump whenever rendering changes: it keys the cached worlds and base models
@@ -176,6 +182,10 @@ class ToyWorldConfig:
             `TOY_COMPOUND_DICTIONARY`, and the training clips include the novel compound actions, unlabelled by the
             dictionary (their ids in ``splits/train.txt`` follow the dictionary's, into
             ``labels/all_compound_actions.csv``). False (the default) is the world of ten single actions.
+        novel_pair_weight: compound world: training clips of each novel pair per training clip of a dictionary
+            pair. 1 (the default) shows all 24 pairs equally often (a quarter of the clips are novel pairs); 0.333
+            makes them a tenth (the main job's), closer to K400, whose clips show actions its dictionary names and
+            what K600 adds only now and then.
     """
 
     seed: int = field(default=0, metadata={"help": "Master seed of the world."})
@@ -212,6 +222,10 @@ class ToyWorldConfig:
         default=False,
         metadata={"help": "Compound actions ('moving left while spinning'); the dictionary lacks 6 of the 24 pairs."},
     )
+    novel_pair_weight: float = field(
+        default=1.0,
+        metadata={"help": "Compound world: training clips of each novel pair per clip of a dictionary pair (0-1)."},
+    )
 
     def __post_init__(self):
         for name in ("num_train", "num_test", "num_test_novel"):
@@ -244,6 +258,10 @@ class ToyWorldConfig:
             raise ValueError(f"`min_action_visibility` must be in [0, 1], got {self.min_action_visibility!r}.")
         if not 0.0 <= self.novel_action_prob <= 1.0:
             raise ValueError(f"`novel_action_prob` must be in [0, 1], got {self.novel_action_prob!r}.")
+        if isinstance(self.novel_pair_weight, bool) or not 0.0 <= self.novel_pair_weight <= 1.0:
+            raise ValueError(f"`novel_pair_weight` must be in [0, 1], got {self.novel_pair_weight!r}.")
+        if self.novel_pair_weight != 1.0 and not self.compound_actions:
+            raise ValueError(f"`novel_pair_weight` ({self.novel_pair_weight!r}) needs `compound_actions`: no pairs.")
         if not isinstance(self.crf, int) or not 0 <= self.crf <= 51:
             raise ValueError(f"`crf` must be an integer in [0, 51], got {self.crf!r}.")
 
@@ -890,7 +908,8 @@ def sample_split_specs(config: ToyWorldConfig, split: str) -> list[ClipSpec]:
     """Scene specs of one split: classes balanced (round-robin over the dictionary, then shuffled), seeded.
 
     In ``test_novel`` every clip shows a novel action (balanced round-robin) beside a random dictionary action. In
-    the compound world the training clips go round the 24 compound actions (the 6 novel ones included) and
+    the compound world the training clips go round the 24 compound actions (the 6 novel ones included, each
+    `novel_pair_weight` times as often as a dictionary pair: `compound_training_actions`) and
     ``test_novel_compound`` round the 6 novel compound actions.
     """
     if split not in world_splits(config):
@@ -918,6 +937,8 @@ def sample_split_specs(config: ToyWorldConfig, split: str) -> list[ClipSpec]:
     classes = {"train": TOY_COMPOUND_ACTIONS, "test_novel_compound": TOY_NOVEL_COMPOUND_ACTIONS}
     classes = classes.get(split, dictionary) if config.compound_actions else dictionary
     actions = [classes[i % len(classes)] for i in range(count)]
+    if split == "train" and config.compound_actions and config.novel_pair_weight != 1.0:
+        actions = compound_training_actions(count, config.novel_pair_weight)
     order = rng.permutation(count)
     return [
         sample_clip_spec(
@@ -931,6 +952,16 @@ def sample_split_specs(config: ToyWorldConfig, split: str) -> list[ClipSpec]:
             config.novel_action_prob,
         )
         for i in order
+    ]
+
+
+def compound_training_actions(count: int, novel_pair_weight: float) -> list[str]:
+    """The actions of `count` training clips of the compound world, each novel pair `novel_pair_weight` times as often
+    as each dictionary pair (both round-robin), before shuffling."""
+    novel, known = len(TOY_NOVEL_COMPOUND_ACTIONS), len(TOY_COMPOUND_DICTIONARY)
+    num_novel = round(count * novel * novel_pair_weight / (known + novel * novel_pair_weight))
+    return [TOY_COMPOUND_DICTIONARY[i % known] for i in range(count - num_novel)] + [
+        TOY_NOVEL_COMPOUND_ACTIONS[i % novel] for i in range(num_novel)
     ]
 
 

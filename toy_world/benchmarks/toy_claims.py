@@ -50,6 +50,7 @@ from toy_world.demo import (  # noqa: E402
 OBJECTIVES = ("cross_entropy", "nce", "mil_max", "mil_nce_instance", "mil_nce")
 DEMO_SETTINGS = (
     "compound_actions",
+    "novel_pair_weight",
     "min_action_visibility",
     "filter_score",
     "filter_ratio",
