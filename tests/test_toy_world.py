@@ -699,6 +699,8 @@ def test_novel_pair_weight_sets_how_often_the_training_clips_show_the_novel_pair
     assert {counts[name] for name in TOY_COMPOUND_DICTIONARY} == {75}  # 18 x 75 + 6 x 25 = 1500: a tenth novel
     assert {counts[name] for name in TOY_NOVEL_COMPOUND_ACTIONS} == {25}
     assert set(compound_training_actions(40, 0.0)) == set(TOY_COMPOUND_DICTIONARY)
+    with pytest.raises(ValueError, match="count"):
+        compound_training_actions(-1, 0.5)
     config = ToyWorldConfig(seed=3, compound_actions=True, novel_pair_weight=0.5, **{**SMALL, "num_train": 42})
     generate_toy_world(tmp_path, config)
     train = Counter(label for _, label, _ in load_world_specs(tmp_path, "train"))

@@ -936,9 +936,10 @@ def sample_split_specs(config: ToyWorldConfig, split: str) -> list[ClipSpec]:
         ]
     classes = {"train": TOY_COMPOUND_ACTIONS, "test_novel_compound": TOY_NOVEL_COMPOUND_ACTIONS}
     classes = classes.get(split, dictionary) if config.compound_actions else dictionary
-    actions = [classes[i % len(classes)] for i in range(count)]
     if split == "train" and config.compound_actions and config.novel_pair_weight != 1.0:
         actions = compound_training_actions(count, config.novel_pair_weight)
+    else:
+        actions = [classes[i % len(classes)] for i in range(count)]
     order = rng.permutation(count)
     return [
         sample_clip_spec(
@@ -958,6 +959,10 @@ def sample_split_specs(config: ToyWorldConfig, split: str) -> list[ClipSpec]:
 def compound_training_actions(count: int, novel_pair_weight: float) -> list[str]:
     """The actions of `count` training clips of the compound world, each novel pair `novel_pair_weight` times as often
     as each dictionary pair (both round-robin), before shuffling."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise ValueError(f"`count` must be a non-negative integer, got {count!r}.")
+    if not 0.0 <= novel_pair_weight <= 1.0:
+        raise ValueError(f"`novel_pair_weight` must be in [0, 1], got {novel_pair_weight!r}.")
     novel, known = len(TOY_NOVEL_COMPOUND_ACTIONS), len(TOY_COMPOUND_DICTIONARY)
     num_novel = round(count * novel * novel_pair_weight / (known + novel * novel_pair_weight))
     return [TOY_COMPOUND_DICTIONARY[i % known] for i in range(count - num_novel)] + [
