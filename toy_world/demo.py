@@ -74,13 +74,7 @@ def default_cache_dir(kind: str = "toy_base") -> str:
 
 # The world of ten single actions with the recipe the main job ran on it until 2026-12-07: the benchmarks that study
 # that world (its novel elements, forgetting, label noise) pin it, so their commands in benchmarks/RESULTS.md reproduce.
-SINGLE_ACTION_WORLD = {
-    "compound_actions": False,
-    "novel_pair_weight": 1.0,
-    "base_steps": 1000,
-    "captioner_steps": 1000,
-    "train_steps": 200,
-}
+SINGLE_ACTION_WORLD = {"compound_actions": False, "base_steps": 1000, "captioner_steps": 1000, "train_steps": 200}
 
 
 @dataclass

@@ -934,11 +934,10 @@ def sample_split_specs(config: ToyWorldConfig, split: str) -> list[ClipSpec]:
             )
             for i in rng.permutation(count)
         ]
-    classes = {"train": TOY_COMPOUND_ACTIONS, "test_novel_compound": TOY_NOVEL_COMPOUND_ACTIONS}
-    classes = classes.get(split, dictionary) if config.compound_actions else dictionary
-    if split == "train" and config.compound_actions and config.novel_pair_weight != 1.0:
+    if split == "train" and config.compound_actions:
         actions = compound_training_actions(count, config.novel_pair_weight)
     else:
+        classes = TOY_NOVEL_COMPOUND_ACTIONS if split == "test_novel_compound" else dictionary
         actions = [classes[i % len(classes)] for i in range(count)]
     order = rng.permutation(count)
     return [
@@ -963,6 +962,8 @@ def compound_training_actions(count: int, novel_pair_weight: float) -> list[str]
         raise ValueError(f"`count` must be a non-negative integer, got {count!r}.")
     if not 0.0 <= novel_pair_weight <= 1.0:
         raise ValueError(f"`novel_pair_weight` must be in [0, 1], got {novel_pair_weight!r}.")
+    if novel_pair_weight == 1.0:  # every pair equally often, in the order the worlds made before the setting had
+        return [TOY_COMPOUND_ACTIONS[i % len(TOY_COMPOUND_ACTIONS)] for i in range(count)]
     novel, known = len(TOY_NOVEL_COMPOUND_ACTIONS), len(TOY_COMPOUND_DICTIONARY)
     num_novel = round(count * novel * novel_pair_weight / (known + novel * novel_pair_weight))
     return [TOY_COMPOUND_DICTIONARY[i % known] for i in range(count - num_novel)] + [
