@@ -37,20 +37,22 @@ from modeling_maxi import MaxiVideoCLIPConfig, MaxiVideoCLIPModel, MaxiVideoProc
 from modeling_maxi.cli import parse_script_arguments
 from modeling_maxi.tokenizer_offline import build_offline_clip_tokenizer
 from toy_world.phrase_table import TOY_HELDOUT_PHRASINGS, TOY_PHRASE_TABLE
+from toy_world.rendering import (
+    TOY_COLORS,
+    TOY_NOVEL_DESCRIPTIONS,
+    TOY_SHAPES,
+    frame_attributes,
+    render_background,
+    render_frame,
+)
 from toy_world.world import (
     COMPOUND_JOINER,
     TOY_ACTION_DICTIONARY,
     TOY_CAPTION_TEMPLATES,
-    TOY_COLORS,
     TOY_COMPOUND_ACTIONS,
     TOY_NOVEL_ACTIONS,
-    TOY_NOVEL_DESCRIPTIONS,
-    TOY_SHAPES,
     WORLD_FORMAT_VERSION,
     ToyWorldConfig,
-    frame_attributes,
-    render_background,
-    render_frame,
     sample_clip_spec,
     settings_for_cache_key,
     split_compound_action,

@@ -46,11 +46,13 @@ from toy_world.base_pretraining import (
     render_caption_corpus,
     validate_training_sizes,
 )
-from toy_world.world import (
+from toy_world.rendering import (
     TOY_BACKGROUNDS,
     TOY_COLORS,
-    TOY_MANNERS,
     TOY_SHAPES,
+)
+from toy_world.world import (
+    TOY_MANNERS,
     WORLD_FORMAT_VERSION,
     ToyWorldConfig,
     settings_for_cache_key,
