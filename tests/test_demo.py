@@ -107,11 +107,38 @@ def test_reduced_demo_runs_end_to_end_and_beats_the_base_model(tmp_path, capsys)
         ({"train_steps": 0}, "train_steps"),
         ({"train_batch_size": 9, "num_processes": 2}, "divisible"),
         ({"novel_pair_weight": 1.5}, "novel_pair_weight"),
+        ({"seed": -1}, "`seed` must be a non-negative integer, got -1"),
+        ({"base_seed": -2}, "`base_seed` must be a non-negative integer or -1"),
+        ({"base_seed": True}, "`base_seed`"),
     ],
 )
 def test_demo_arguments_are_validated(overrides, message):
     with pytest.raises(ValueError, match=message):
         DemoArguments(**overrides)
+
+
+def test_world_seeds_share_one_base_model_and_captioner_unless_base_seed_is_minus_one(tmp_path, monkeypatch):
+    """The paper fine-tunes one CLIP: by default every world seed starts from the same cached base and captioner
+    (`base_seed`); `base_seed` -1 (the world of single actions' pinned recipe) gives each world seed its own."""
+    from toy_world import base_pretraining, captioner, demo
+    from toy_world.base_pretraining import settings_hash
+    from toy_world.captioner import captioner_settings_hash
+
+    monkeypatch.setattr(base_pretraining, "pretrain_toy_base", lambda args, world: settings_hash(args, world))
+    monkeypatch.setattr(captioner, "train_toy_captioner", lambda args, world: captioner_settings_hash(args, world))
+
+    def pretrained(seed: int, **overrides) -> tuple[Path, str]:
+        args = DemoArguments(
+            output_dir=str(tmp_path / f"world{seed}"), seed=seed, num_train_videos=2, num_test_videos=2, **overrides
+        )
+        world_dir = demo.generate_world(args)
+        return demo.pretrain_base(args, world_dir), demo.prepare_captioner(args, world_dir)
+
+    assert DemoArguments().base_seed == 0
+    assert pretrained(1) == pretrained(2)  # one base and one captioner for every world
+    assert pretrained(1) != pretrained(1, base_seed=1) == pretrained(1, base_seed=-1)
+    assert pretrained(2, base_seed=-1) not in (pretrained(1, base_seed=-1), pretrained(2))
+    assert demo.SINGLE_ACTION_WORLD["base_seed"] == demo.PER_WORLD_BASE_SEED == -1  # its recorded runs reproduce
 
 
 def fake_launcher(launched: list) -> Callable:

@@ -7,8 +7,10 @@ Steps (each reuses its output when rerun with the same settings):
    default the compound world, 24 actions "<direction> while <manner>" of which the dictionary names 18, the other 6
    shown by a tenth of the training clips (`--novel_pair_weight`; `--compound_actions false`: the world of ten single
    actions);
-2. pretrain or load the object-biased base model (`toy_world.base_pretraining`, cached by settings hash);
-3. train or load the toy frame captioner (`toy_world.captioner`: a small BLIP trained on captioned stills, cached);
+2. pretrain or load the object-biased base model (`toy_world.base_pretraining`, cached by settings hash): the
+   world's "CLIP", one for every world seed (`--base_seed`, as the paper fine-tunes one CLIP whatever the videos);
+3. train or load the toy frame captioner (`toy_world.captioner`: a small BLIP trained on captioned stills, cached,
+   one for every world seed like the base);
 4. build the text bags with the real pipeline (`modeling_maxi.text_bags.build_text_bags`: CLIP matching with prompt
    ensembling -> transductive refinement of the classes over the unlabeled clips (one Gaussian per action with a
    shared covariance, fitted by EM from the matches; not in the paper, see `modeling_maxi.text_bags.refinement`) ->
@@ -72,9 +74,17 @@ def default_cache_dir(kind: str = "toy_base") -> str:
     return os.path.join(root, kind)
 
 
+PER_WORLD_BASE_SEED = -1  # `--base_seed -1`: the base and the captioner take the world's seed
+
 # The world of ten single actions with the recipe the main job ran on it until 2026-12-07: the benchmarks that study
 # that world (its novel elements, forgetting, label noise) pin it, so their commands in benchmarks/RESULTS.md reproduce.
-SINGLE_ACTION_WORLD = {"compound_actions": False, "base_steps": 1000, "captioner_steps": 1000, "train_steps": 200}
+SINGLE_ACTION_WORLD = {
+    "compound_actions": False,
+    "base_steps": 1000,
+    "captioner_steps": 1000,
+    "train_steps": 200,
+    "base_seed": PER_WORLD_BASE_SEED,
+}
 
 
 @dataclass
@@ -85,7 +95,15 @@ class DemoArguments:
     base_cache_dir: str | None = field(
         default=None, metadata={"help": "Cache of pretrained toy base models (default: $MAXI_CACHE or ~/.cache/maxi)."}
     )
-    seed: int = field(default=0, metadata={"help": "Seed of the world, the base model and the fine-tuning."})
+    seed: int = field(default=0, metadata={"help": "Seed of the world and of the fine-tuning."})
+    base_seed: int = field(
+        default=0,
+        metadata={
+            "help": "Seed of the base model and the toy captioner, the world's 'CLIP' and 'BLIP': pretrained once and "
+            "shared by every world seed, as the paper fine-tunes one CLIP. -1: each world seed pretrains its own (the "
+            "recipe until 2026-12-07, pinned by the benchmarks of the world of single actions)."
+        },
+    )
     num_train_videos: int = field(default=1500, metadata={"help": "Unlabeled training clips."})
     num_test_videos: int = field(default=300, metadata={"help": "Held-out evaluation clips of dictionary actions."})
     num_test_novel_videos: int = field(default=150, metadata={"help": "Held-out clips of the novel actions."})
@@ -208,6 +226,13 @@ class DemoArguments:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"`seed` must be a non-negative integer, got {self.seed!r}.")
+        if isinstance(self.base_seed, bool) or not isinstance(self.base_seed, int) or self.base_seed < -1:
+            raise ValueError(
+                f"`base_seed` must be a non-negative integer or {PER_WORLD_BASE_SEED} (the world's seed), got "
+                f"{self.base_seed!r}."
+            )
         if not 0.0 < self.filter_ratio <= 1.0:
             raise ValueError(f"`filter_ratio` must be in (0, 1], got {self.filter_ratio!r}.")
         validate_filter_score(self.filter_score)
@@ -248,6 +273,11 @@ class DemoArguments:
             )
 
 
+def pretraining_seed(args: DemoArguments) -> int:
+    """The seed of the base model and the toy captioner: `base_seed`, or the world's seed where it is -1."""
+    return args.seed if args.base_seed == PER_WORLD_BASE_SEED else args.base_seed
+
+
 def generate_world(args: DemoArguments) -> Path:
     from toy_world.world import ToyWorldConfig, generate_toy_world
 
@@ -272,7 +302,7 @@ def pretrain_base(args: DemoArguments, world_dir: Path) -> Path:
 
     base_args = ToyBaseArguments(
         cache_dir=args.base_cache_dir or default_cache_dir(),
-        seed=args.seed,
+        seed=pretraining_seed(args),
         num_images=args.base_images,
         num_steps=args.base_steps,
         action_caption_prob=args.action_caption_prob,
@@ -291,7 +321,9 @@ def prepare_captioner(args: DemoArguments, world_dir: Path) -> str:
     from toy_world.captioner import ToyCaptionerArguments, train_toy_captioner
 
     cache_dir = os.path.join(os.path.dirname(args.base_cache_dir or default_cache_dir()), "toy_captioner")
-    captioner_args = ToyCaptionerArguments(cache_dir=cache_dir, seed=args.seed, num_steps=args.captioner_steps)
+    captioner_args = ToyCaptionerArguments(
+        cache_dir=cache_dir, seed=pretraining_seed(args), num_steps=args.captioner_steps
+    )
     return train_toy_captioner(captioner_args, load_world_config(world_dir))
 
 

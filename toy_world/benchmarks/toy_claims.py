@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from toy_world.demo import (  # noqa: E402
     NOVEL_PAIRS_SET,
+    PER_WORLD_BASE_SEED,
     SINGLE_ACTION_WORLD,
     DemoArguments,
     add_demo_settings,
@@ -152,6 +153,13 @@ def main() -> None:
         "--clear_pretraining_stills", action="store_true", help="World setting (see toy_world/demo.py)."
     )
     parser.add_argument(
+        "--base_seed",
+        type=int,
+        default=None,
+        help="Seed of the base model and captioner every world seed starts from; -1: each seed its own (see "
+        "toy_world/demo.py). Default: the demo's (one shared base), or -1 with --compound_actions false.",
+    )
+    parser.add_argument(
         "--paper_matching",
         action="store_true",
         help="Also fine-tune MIL-NCE on bags of the paper's matching (no refinement), the demo's second row.",
@@ -159,6 +167,8 @@ def main() -> None:
     options = parser.parse_args()
     settings = {name: getattr(options, name) for name in DEMO_SETTINGS}
     recipe = {} if options.compound_actions else SINGLE_ACTION_WORLD  # the single world as its results were measured
+    if options.base_seed is not None:
+        settings["base_seed"] = options.base_seed
     base_args = DemoArguments(
         output_dir=options.output_dir,
         clear_pretraining_stills=options.clear_pretraining_stills,
@@ -182,6 +192,8 @@ def main() -> None:
             for name, value in settings.items()
             if value != getattr(DemoArguments, name)
         )
+        if options.base_seed is not None:
+            command += f" --base_seed {options.base_seed}"
         if options.clear_pretraining_stills:
             command += " --clear_pretraining_stills"
         if options.paper_matching:
@@ -191,8 +203,14 @@ def main() -> None:
             f"Command: `{command}` ({minutes:.0f} min on this machine's 2 CPU cores; demo defaults: "
             f"{base_args.num_train_videos} unlabeled / {base_args.num_test_videos} held-out clips, "
             f"{'the compound world' if base_args.compound_actions else 'the world of 10 single actions'}, "
-            f"p = {base_args.filter_ratio} by {base_args.filter_score}, {base_args.train_steps} fine-tuning steps). "
-            "Held-out zero-shot accuracy in %, mean ± std over seeds:\n\n" + table
+            f"p = {base_args.filter_ratio} by {base_args.filter_score}, {base_args.train_steps} fine-tuning steps, "
+            + (
+                "a base model per seed). "
+                if base_args.base_seed == PER_WORLD_BASE_SEED
+                else f"every seed from base model {base_args.base_seed}). "
+            )
+            + "Held-out zero-shot accuracy in %, mean ± std over seeds:\n\n"
+            + table
         )
 
 
