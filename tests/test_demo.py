@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from transformers import AutoModel
 
+from toy_world.demo import EVALUATION_SETS, DemoArguments, main
 from toy_world.demo import NOVEL_PAIRS_SET as NOVEL_PAIRS
-from toy_world.demo import DemoArguments, main
 from toy_world.world import TOY_ACTION_CONTEXT, TOY_MANNERS
 
 
@@ -335,6 +335,44 @@ def test_benchmarks_take_demo_settings_with_the_demos_defaults_and_choices():
     for name in ("augmentations", "text_sources", "no_such_setting"):  # a list, an optional list, a typo
         with pytest.raises(ValueError, match=name):
             add_demo_settings(argparse.ArgumentParser(), (name,))
+
+
+@pytest.mark.parametrize(
+    ("argv", "base_seed", "recorded"),
+    [
+        ([], 0, "every seed from base model 0"),  # the demo's recipe: one shared base
+        (["--compound_actions", "false"], -1, "a base model per seed"),  # the single world's pinned recipe
+        (["--base_seed", "-1"], -1, "a base model per seed"),
+        (["--compound_actions", "false", "--base_seed", "0"], 0, "every seed from base model 0"),
+    ],
+)
+def test_toy_claims_base_seed_reaches_the_runs_and_its_recorded_command(
+    tmp_path, monkeypatch, argv, base_seed, recorded
+):
+    """`toy_claims --base_seed` overrides the recipe's (the demo's shared base, or a base per seed in the world of
+    single actions), and the command written to RESULTS.md reproduces the runs: the flag appears once when given."""
+    import sys
+
+    from toy_world.benchmarks import toy_claims
+
+    received, written = [], []
+    metrics = {name: {"top1": 50.0, "top5": 90.0} for name, *_ in EVALUATION_SETS}
+    result = {name: metrics for name in ("base", *toy_claims.OBJECTIVES)}
+
+    def run_seed(base_args, seed, objectives, paper_matching):
+        received.append(base_args)
+        return {**result, "matching": {"matching_accuracy": 0.5}}
+
+    monkeypatch.setattr(toy_claims, "run_seed", run_seed)
+    monkeypatch.setattr(toy_claims, "write_results", written.append)
+    monkeypatch.setattr(sys, "argv", ["toy_claims.py", "--seeds", "0", "--output_dir", str(tmp_path), *argv])
+    toy_claims.main()
+    assert received[0].base_seed == base_seed
+    command = written[0].split("`")[1]
+    assert command.count("--base_seed") == ("--base_seed" in argv)
+    if "--base_seed" in argv:
+        assert command.endswith(f"--base_seed {base_seed}")
+    assert recorded in written[0]
 
 
 def test_short_dictionary_world_leaves_the_held_out_actions_to_zero_shot(tmp_path):

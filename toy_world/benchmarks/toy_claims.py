@@ -167,12 +167,11 @@ def main() -> None:
     options = parser.parse_args()
     settings = {name: getattr(options, name) for name in DEMO_SETTINGS}
     recipe = {} if options.compound_actions else SINGLE_ACTION_WORLD  # the single world as its results were measured
-    if options.base_seed is not None:
-        settings["base_seed"] = options.base_seed
+    base_seed = {} if options.base_seed is None else {"base_seed": options.base_seed}  # else the recipe's
     base_args = DemoArguments(
         output_dir=options.output_dir,
         clear_pretraining_stills=options.clear_pretraining_stills,
-        **{**recipe, **settings},
+        **{**recipe, **settings, **base_seed},
     )
     objectives = tuple(options.objectives)
     started = time.perf_counter()
