@@ -226,8 +226,10 @@ class DemoArguments:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"`seed` must be a non-negative integer, got {self.seed!r}.")
+        for name in ("seed", "num_test_novel_videos"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"`{name}` must be a non-negative integer, got {value!r}.")
         if isinstance(self.base_seed, bool) or not isinstance(self.base_seed, int) or self.base_seed < -1:
             raise ValueError(
                 f"`base_seed` must be a non-negative integer or {PER_WORLD_BASE_SEED} (the world's seed), got "
@@ -246,14 +248,6 @@ class DemoArguments:
             raise ValueError(f"`novel_action_prob` must be in [0, 1], got {self.novel_action_prob!r}.")
         if not 0.0 <= self.novel_pair_weight <= 1.0:
             raise ValueError(f"`novel_pair_weight` must be in [0, 1], got {self.novel_pair_weight!r}.")
-        if isinstance(self.num_test_novel_videos, bool) or not isinstance(self.num_test_novel_videos, int):
-            raise ValueError(
-                f"`num_test_novel_videos` must be a non-negative integer, got {self.num_test_novel_videos!r}."
-            )
-        if self.num_test_novel_videos < 0:
-            raise ValueError(
-                f"`num_test_novel_videos` must be a non-negative integer, got {self.num_test_novel_videos!r}."
-            )
         if self.text_sources is not None:
             if unknown_text_sources(self.text_sources) or "dictionary" not in self.text_sources:
                 raise ValueError(
